@@ -1,0 +1,395 @@
+"""Headless commands that do what the TUI does, so every loom action is scriptable.
+
+Errors are one line on stderr (``loomtui: error: ...``) with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from loomtui.core.errors import LoomError
+from loomtui.core.node import Sampler
+from loomtui.core.tree import Tree
+
+COMMANDS = ("open", "show", "tree", "import", "export", "new", "expand", "pick", "type", "bench",
+            "models")
+
+
+def _short(text: str, width: int = 60) -> str:
+    s = text.replace("\n", "⏎").replace("\t", "⇥")
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def _prob(lp: float | None) -> str:
+    return "   ?  " if lp is None else f"{100 * math.exp(lp):5.1f}%"
+
+
+# ------------------------------------------------------------------ session commands
+def _load(path: str) -> Tree:
+    from loomtui.core import session
+
+    return session.load(path)
+
+
+def _save(tree: Tree, path: str) -> None:
+    from loomtui.core import session
+
+    session.save(tree, path)
+
+
+def _node_id(tree: Tree, node: str | None) -> str:
+    if node is None:
+        return tree.selected
+    tree.node(node)
+    return node
+
+
+def node_json(tree: Tree, node_id: str, top: int) -> dict[str, Any]:
+    """The JSON object ``loomtui show --json`` prints for a node."""
+    n = tree.node(node_id)
+    d = n.distribution
+    return {
+        "id": n.id,
+        "parent": tree.parent(node_id),
+        "depth": tree.depth(node_id),
+        "context": tree.context_text(node_id),
+        "text": n.text,
+        "origin": n.origin,
+        "token_ids": n.token_ids,
+        "token_logprobs": n.token_logprobs,
+        "logprob": n.logprob(),
+        "cumulative_logprob": tree.cumulative_logprob(node_id),
+        "distribution": None if d is None else {
+            "top": [{"token_id": t, "text": s, "logprob": lp, "prob": math.exp(lp)}
+                    for t, s, lp in d.top[:top]],
+            "entropy": d.entropy, "mass": d.mass, "model": d.model,
+        },
+        "children": tree.children(node_id),
+        "sampler": None if n.sampler is None else n.sampler.to_json(),
+        "seed": n.seed,
+        "model": n.model,
+        "bookmarked": n.bookmarked,
+        "note": n.note,
+        "tags": n.tags,
+    }
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    tree = _load(args.session)
+    nid = _node_id(tree, args.node)
+    info = node_json(tree, nid, args.top)
+    if args.json:
+        print(json.dumps(info, ensure_ascii=False))
+        return 0
+    n = tree.node(nid)
+    print(f"node {nid}  origin {n.origin}  depth {info['depth']}  children {len(info['children'])}")
+    bits = []
+    if n.sampler is not None:
+        s = n.sampler
+        bits.append(f"T={s.temperature} top-p={s.top_p} top-k={s.top_k} min-p={s.min_p}")
+    if n.seed is not None:
+        bits.append(f"seed {n.seed}")
+    if n.model:
+        bits.append(f"model {n.model}")
+    if info["logprob"] is not None:
+        bits.append(f"logprob {info['logprob']:.3f}")
+    if info["cumulative_logprob"] is not None:
+        bits.append(f"cumulative {info['cumulative_logprob']:.3f}")
+    if bits:
+        print("  ".join(bits))
+    if n.note:
+        print(f"note: {n.note}")
+    print("--- context ---")
+    print(info["context"])
+    print("--- next token ---")
+    d = n.distribution
+    if d is None:
+        print("(not computed: expand or pick with a model to compute it)")
+    else:
+        ent = "?" if d.entropy is None else f"{d.entropy:.3f} nats"
+        print(f"entropy {ent}  top-{len(d.top)} mass {100 * d.mass:.1f}%  model {d.model}")
+        for rank, (tid, text, lp) in enumerate(d.top[: args.top], 1):
+            bar = "█" * max(1, round(20 * math.exp(lp)))
+            print(f"{rank:3d} {_prob(lp)} {tid:6d} {_short(repr(text), 24):24s} {bar}")
+    return 0
+
+
+def cmd_tree(args: argparse.Namespace) -> int:
+    tree = _load(args.session)
+    start = _node_id(tree, args.node) if args.node else tree.root_id
+    base = tree.depth(start)
+    stack = [(start, base)]
+    while stack:
+        nid, depth = stack.pop()
+        n = tree.node(nid)
+        rel = depth - base
+        if args.max_depth is not None and rel > args.max_depth:
+            continue
+        if args.json:
+            print(json.dumps({"id": nid, "depth": depth, "parent": tree.parent(nid),
+                              "text": n.text, "logprob": n.logprob(), "origin": n.origin,
+                              "bookmarked": n.bookmarked}, ensure_ascii=False))
+        else:
+            marks = ("*" if n.bookmarked else " ") + (">" if nid == tree.selected else " ")
+            indent = "  " * min(rel, 40) if rel <= 40 else f"{'  ' * 40}[{rel}] "
+            print(f"{indent}{nid} {marks}{n.origin[:4]:4s} {_prob(n.logprob())} "
+                  f"{_short(n.text)!s}")
+        stack.extend((k, depth + 1) for k in reversed(tree.children(nid, args.order)))
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from loomtui.core.importers import load_pyloom
+
+    out = Path(args.output)
+    if out.exists() and not args.force:
+        raise LoomError(f"{out}: already exists; pass --force to replace it")
+    tree = load_pyloom(args.file)
+    _save(tree, str(out))
+    print(f"imported {len(tree)} nodes into {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from loomtui.core.export import export_branch
+
+    tree = _load(args.session)
+    text = export_branch(tree, _node_id(tree, args.node), args.format)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+# ------------------------------------------------------------------ model commands
+def _predictor(args: argparse.Namespace, tree: Tree | None = None) -> Any:
+    from loomtui.backends import load_predictor
+
+    model = getattr(args, "model", None)
+    pred = load_predictor(model or (tree.model if tree else None), threads=args.threads,
+                          device=args.device)
+    if tree is not None and tree.model and tree.model != pred.model_id:
+        print(f"loomtui: note: session was scored by {tree.model}; using {pred.model_id} "
+              "(stored distributions keep the model that made them)", file=sys.stderr)
+    return pred
+
+
+def _sampler(args: argparse.Namespace, tree: Tree) -> Sampler:
+    base = tree.sampler
+    changes: dict[str, Any] = {}
+    for key in ("temperature", "top_p", "top_k", "min_p", "max_tokens", "n"):
+        value = getattr(args, key, None)
+        if value is not None:
+            changes[key] = value
+    if args.stop:
+        changes["stop"] = tuple(s.encode().decode("unicode_escape") for s in args.stop)
+    try:
+        return base.with_(**changes).validated()
+    except ValueError as exc:
+        raise LoomError(str(exc)) from None
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from loomtui.core.grow import new_tree
+
+    out = Path(args.session)
+    if out.exists() and not args.force:
+        raise LoomError(f"{out}: already exists; pass --force to replace it")
+    pred = _predictor(args)
+    tree = new_tree(pred, args.prompt)
+    _save(tree, str(out))
+    print(tree.root_id)
+    return 0
+
+
+def cmd_expand(args: argparse.Namespace) -> int:
+    from loomtui.core.grow import expand
+
+    tree = _load(args.session)
+    nid = _node_id(tree, args.node)
+    sampler = _sampler(args, tree)
+    pred = _predictor(args, tree)
+    kids = expand(tree, pred, nid, sampler, seed=args.seed)
+    _save(tree, args.session)
+    for k in kids:
+        print(k.id)
+    return 0
+
+
+def cmd_pick(args: argparse.Namespace) -> int:
+    from loomtui.core.grow import pick
+
+    tree = _load(args.session)
+    nid = _node_id(tree, args.node)
+    pred = _predictor(args, tree)
+    child = pick(tree, pred, nid, rank=args.rank, token_text=args.token)
+    _save(tree, args.session)
+    print(child.id)
+    return 0
+
+
+def cmd_type(args: argparse.Namespace) -> int:
+    from loomtui.core.grow import type_text
+
+    tree = _load(args.session)
+    nid = _node_id(tree, args.node)
+    pred = _predictor(args, tree)
+    child = type_text(tree, pred, nid, args.text.encode().decode("unicode_escape")
+                      if args.escapes else args.text)
+    _save(tree, args.session)
+    print(child.id)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from loomtui.backends.models import describe_models
+
+    for line in describe_models():
+        print(line)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "sessions":
+        from loomtui.bench.sessions import main as bench_sessions
+
+        return bench_sessions(args.sizes)
+    if args.what == "predictor":
+        from loomtui.bench.predictor import main as bench_predictor
+
+        return bench_predictor(args.model, args.threads)
+    from loomtui.bench.app import main as bench_app
+
+    return bench_app(args.threads)
+
+
+def cmd_open(args: argparse.Namespace) -> int:
+    from loomtui.ui.app import run_app
+
+    return run_app(args.session, model=args.model, prompt=args.prompt, threads=args.threads,
+                   device=args.device, sessions_dir=args.sessions_dir)
+
+
+# ------------------------------------------------------------------ parser
+def _model_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model directory, cached hub id, GGUF file, or 'bard'")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="loomtui", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("open", help="open the app (the default: `loomtui [SESSION]`)")
+    p.add_argument("session", nargs="?")
+    p.add_argument("--prompt", help="prompt for a new session")
+    p.add_argument("--sessions-dir", help="where new sessions are saved (default: sessions/)")
+    _model_opts(p)
+    p.set_defaults(func=cmd_open)
+
+    p = sub.add_parser("show", help="a node's context, origin and distribution")
+    p.add_argument("session")
+    p.add_argument("--node", help="node id (default: the selected node)")
+    p.add_argument("--top", type=int, default=10, help="distribution entries to show")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("tree", help="an outline of the tree")
+    p.add_argument("session")
+    p.add_argument("--node", help="outline only this subtree")
+    p.add_argument("--max-depth", type=int)
+    p.add_argument("--order", choices=("created", "probability"), default="created")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.set_defaults(func=cmd_tree)
+
+    p = sub.add_parser("import", help="import a socketteer/loom JSON tree")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", required=True, help="session file to write")
+    p.add_argument("--force", action="store_true", help="replace an existing session file")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("export", help="a branch as plain text or Markdown")
+    p.add_argument("session")
+    p.add_argument("--node", help="last node of the branch (default: the selected node)")
+    p.add_argument("--format", choices=("text", "markdown"), default="text")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("new", help="a new session whose root holds a prompt; prints the root id")
+    p.add_argument("session")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--force", action="store_true", help="replace an existing session file")
+    _model_opts(p)
+    p.set_defaults(func=cmd_new)
+
+    p = sub.add_parser("expand", help="sample children; prints their ids, one a line")
+    p.add_argument("session")
+    p.add_argument("--node", help="node to expand (default: the selected node)")
+    p.add_argument("-n", type=int, dest="n")
+    p.add_argument("--max-tokens", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--min-p", type=float)
+    p.add_argument("--seed", type=int, help="base seed (child i uses seed+i)")
+    p.add_argument("--stop", action="append", help="stop string (repeatable; \\n escapes)")
+    _model_opts(p)
+    p.set_defaults(func=cmd_expand)
+
+    p = sub.add_parser("pick", help="add a one-token child chosen from the distribution")
+    p.add_argument("session")
+    p.add_argument("--node", help="parent node (default: the selected node)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--rank", type=int, help="1 = most probable")
+    g.add_argument("--token", help="the token's text (must be a single token)")
+    _model_opts(p)
+    p.set_defaults(func=cmd_pick)
+
+    p = sub.add_parser("type", help="add typed text as a child, scored token by token")
+    p.add_argument("session")
+    p.add_argument("--node", help="parent node (default: the selected node)")
+    p.add_argument("--text", required=True)
+    p.add_argument("--escapes", action="store_true", help="interpret \\n and other escapes")
+    _model_opts(p)
+    p.set_defaults(func=cmd_type)
+
+    p = sub.add_parser("models", help="the models loomtui can find, and which is the default")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("bench", help="benchmarks (ratios against a baseline in one run)")
+    p.add_argument("what", choices=("sessions", "predictor", "app"))
+    p.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 100000])
+    p.add_argument("--model")
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_bench)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "open")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LoomError as exc:
+        print(f"loomtui: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("loomtui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,455 @@
+"""The rollout tree: an arborescence of :class:`Node` backed by a ``networkx.DiGraph``.
+
+Every walk is iterative (a 50,000-deep chain is an ordinary tree here), and every structural
+edit goes through :meth:`Tree._apply`, which records it for undo/redo.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import networkx as nx
+
+from loomtui.core.errors import TreeError
+from loomtui.core.history import History, Op, Patch
+from loomtui.core.node import Alternatives, Choices, Distribution, Node, Sampler
+
+ChildOrder = Literal["created", "probability"]
+_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def _base36(n: int) -> str:
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = _ID_ALPHABET[r] + out
+        if n == 0:
+            return out
+
+
+class Tree:
+    """A rollout tree with one root, a selected node, default sampler settings and history."""
+
+    def __init__(
+        self,
+        root: Node,
+        *,
+        model: str | None = None,
+        sampler: Sampler | None = None,
+        created: float | None = None,
+    ) -> None:
+        self.graph = nx.DiGraph()
+        self._nodes: dict[str, Node] = {}
+        self._insert(root, None)
+        self.root_id = root.id
+        self.selected = root.id
+        self.model = model
+        self.sampler = sampler or Sampler()
+        self.created = created if created is not None else time.time()
+        self.modified = self.created
+        self.history = History()
+        self.revision = 0
+        self._next_id = 0
+        self._pending: Patch | None = None
+        self._depth_pending = 0
+
+    # ----------------------------------------------------------------- reading
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    @property
+    def root(self) -> Node:
+        return self._nodes[self.root_id]
+
+    def node(self, node_id: str) -> Node:
+        try:
+            return self._nodes[node_id]
+        except KeyError:
+            raise TreeError(f"no node with id {node_id!r}") from None
+
+    def nodes(self) -> Iterator[Node]:
+        return iter(self._nodes.values())
+
+    def parent(self, node_id: str) -> str | None:
+        self.node(node_id)
+        for p in self.graph.pred[node_id]:
+            return p
+        return None
+
+    def children(self, node_id: str, order: ChildOrder = "created") -> list[str]:
+        kids = list(self.graph.succ[self.node(node_id).id])
+        if order == "probability":
+            def key(c: str) -> float:
+                lp = self._nodes[c].logprob()
+                return -lp if lp is not None else float("inf")
+            kids.sort(key=key)
+        else:
+            kids.sort(key=lambda c: self._nodes[c].created)
+        return kids
+
+    def n_children(self, node_id: str) -> int:
+        return len(self.graph.succ[node_id])
+
+    def siblings(self, node_id: str, order: ChildOrder = "created") -> list[str]:
+        """All children of this node's parent, itself included, in ``order``."""
+        parent = self.parent(node_id)
+        return [node_id] if parent is None else self.children(parent, order)
+
+    def path(self, node_id: str) -> list[str]:
+        """Ids from the root down to ``node_id``."""
+        self.node(node_id)
+        out = [node_id]
+        pred = self.graph.pred
+        while True:
+            ps = pred[out[-1]]
+            if not ps:
+                break
+            out.append(next(iter(ps)))
+        out.reverse()
+        return out
+
+    def depth(self, node_id: str) -> int:
+        return len(self.path(node_id)) - 1
+
+    def context_text(self, node_id: str) -> str:
+        return "".join(self._nodes[n].text for n in self.path(node_id))
+
+    def context_ids(self, node_id: str) -> list[int] | None:
+        """Token ids of the whole context, or None if some node on the path has none."""
+        ids: list[int] = []
+        for n in self.path(node_id):
+            tok = self._nodes[n].token_ids
+            if tok is None:
+                return None
+            ids.extend(tok)
+        return ids
+
+    def cumulative_logprob(self, node_id: str, *, include_root: bool = False) -> float | None:
+        """Sum of token log-probabilities from the root (prompt excluded by default) to here.
+
+        None when a token on the path has no known log-probability.
+        """
+        path = self.path(node_id)
+        total = 0.0
+        for n in path if include_root else path[1:]:
+            lp = self._nodes[n].logprob()
+            if lp is None:
+                if self._nodes[n].n_tokens == 0 and not self._nodes[n].text:
+                    continue
+                return None
+            total += lp
+        return total
+
+    def subtree(self, node_id: str) -> list[str]:
+        """Ids of ``node_id`` and all its descendants, in pre-order (parents first)."""
+        out: list[str] = []
+        stack = [self.node(node_id).id]
+        succ = self.graph.succ
+        while stack:
+            n = stack.pop()
+            out.append(n)
+            stack.extend(reversed(self.children(n)) if len(succ[n]) > 1 else succ[n])
+        return out
+
+    def iter_preorder(self) -> Iterator[tuple[str, int]]:
+        """(id, depth) for every node, parents before children, children by creation."""
+        stack = [(self.root_id, 0)]
+        succ = self.graph.succ
+        while stack:
+            n, d = stack.pop()
+            yield n, d
+            kids = self.children(n) if len(succ[n]) > 1 else list(succ[n])
+            stack.extend((k, d + 1) for k in reversed(kids))
+
+    def bookmarks(self) -> list[str]:
+        return [n for n, _ in self.iter_preorder() if self._nodes[n].bookmarked]
+
+    def leaves(self) -> list[str]:
+        return [n for n in self._nodes if not self.graph.succ[n]]
+
+    # ----------------------------------------------------------------- ids
+    def new_id(self) -> str:
+        while True:
+            self._next_id += 1
+            nid = _base36(self._next_id)
+            if nid not in self._nodes:
+                return nid
+
+    def new_node(self, text: str, origin: str, **fields: Any) -> Node:
+        """A fresh node (not yet in the tree) with a new id and the current time."""
+        return Node(id=self.new_id(), text=text, origin=origin, created=time.time(), **fields)
+
+    # ----------------------------------------------------------------- editing
+    @contextmanager
+    def transaction(self, label: str) -> Iterator[Patch]:
+        """Group every edit inside into one undo step."""
+        outer = self._pending is None
+        if outer:
+            self._pending = Patch(label, selected_before=self.selected)
+        self._depth_pending += 1
+        try:
+            yield self._pending  # type: ignore[misc]
+        finally:
+            self._depth_pending -= 1
+            if outer:
+                patch, self._pending = self._pending, None
+                assert patch is not None
+                patch.selected_after = self.selected
+                self.history.push(patch)
+
+    def add_child(self, parent_id: str, node: Node) -> Node:
+        """Add ``node`` (which must have a fresh id) under ``parent_id``."""
+        self.node(parent_id)
+        if node.id in self._nodes:
+            raise TreeError(f"a node with id {node.id!r} already exists")
+        with self.transaction("add"):
+            self._apply(Op("add", node.id, parent_id, node))
+        return node
+
+    def update(self, node_id: str, **fields: Any) -> Node:
+        """Change fields that are not structure (distribution, scores): not an undo step."""
+        node = self.node(node_id)
+        for key, value in fields.items():
+            setattr(node, key, value)
+        self._touch()
+        return node
+
+    def set_bookmark(self, node_id: str, on: bool) -> None:
+        self._set(node_id, "bookmark" if on else "unbookmark", bookmarked=on)
+
+    def set_note(self, node_id: str, note: str) -> None:
+        self._set(node_id, "note", note=note)
+
+    def set_tags(self, node_id: str, tags: list[str]) -> None:
+        self._set(node_id, "tags", tags=list(tags))
+
+    def delete(self, node_id: str) -> list[str]:
+        """Delete ``node_id`` and its subtree; returns the deleted ids."""
+        if node_id == self.root_id:
+            raise TreeError("the root cannot be deleted")
+        doomed = self.subtree(node_id)
+        parent = self.parent(node_id)
+        pred = self.graph.pred
+        with self.transaction("delete"):
+            if self.selected in set(doomed):
+                self.selected = parent  # type: ignore[assignment]
+            for n in reversed(doomed):
+                self._apply(Op("remove", n, next(iter(pred[n])), self._nodes[n]))
+        return doomed
+
+    def edit(self, node_id: str, text: str) -> Node:
+        """Fork ``node_id`` as an ``edited`` sibling holding ``text``; the original stays."""
+        parent = self.parent(node_id)
+        if parent is None:
+            raise TreeError("the root (prompt) cannot be forked; start a new session from it")
+        original = self.node(node_id)
+        fork = self.new_node(text, "edited", note=f"edited from {original.id}")
+        with self.transaction("edit"):
+            self._apply(Op("add", fork.id, parent, fork))
+            self.selected = fork.id
+        return fork
+
+    def split(self, node_id: str, at_token: int | None = None, at_char: int | None = None) -> Node:
+        """Split a node in two at a token index (or a character offset for untokenised text).
+
+        The node keeps the head; a new child takes the tail and the node's children.
+        Returns the tail node.
+        """
+        node = self.node(node_id)
+        if at_token is not None:
+            if node.token_ids is None or node.token_offsets is None:
+                raise TreeError(f"node {node_id} has no tokens to split at; split at a character")
+            if not 0 < at_token < len(node.token_ids):
+                raise TreeError(
+                    f"split point {at_token} is outside 1..{len(node.token_ids) - 1} "
+                    f"for node {node_id}")
+            k = at_token
+            c = node.token_offsets[k]
+            tail_fields = dict(
+                token_ids=node.token_ids[k:],
+                token_offsets=[o - c for o in node.token_offsets[k:]],
+                token_logprobs=node.token_logprobs[k:] if node.token_logprobs else None,
+                alternatives=node.alternatives.slice(k) if node.alternatives else None,
+            )
+            head_dist = (
+                Distribution.from_choices(node.alternatives[k], node.model)
+                if node.alternatives and len(node.alternatives[k]) else None
+            )
+            head_fields = dict(
+                text=node.text[:c], token_ids=node.token_ids[:k],
+                token_offsets=node.token_offsets[:k],
+                token_logprobs=node.token_logprobs[:k] if node.token_logprobs else None,
+                alternatives=node.alternatives.slice(0, k) if node.alternatives else None,
+                distribution=head_dist,
+            )
+        elif at_char is not None:
+            if node.token_ids:
+                raise TreeError(f"node {node_id} is tokenised; split it at a token index")
+            if not 0 < at_char < len(node.text):
+                raise TreeError(f"split point {at_char} is outside 1..{len(node.text) - 1}")
+            c = at_char
+            tail_fields = {}
+            head_fields = dict(text=node.text[:c], distribution=None)
+        else:
+            raise TreeError("split needs a token index or a character offset")
+        tail = Node(
+            id=self.new_id(), text=node.text[c:], origin=node.origin,
+            distribution=node.distribution, sampler=node.sampler, seed=node.seed,
+            model=node.model, created=node.created, **tail_fields,
+        )
+        with self.transaction("split"):
+            kids = self.children(node_id)
+            self._apply(Op("add", tail.id, node_id, tail))
+            for kid in kids:
+                self._apply(Op("move", kid, node_id, new_parent=tail.id))
+            self._set_op(node_id, head_fields)
+        return tail
+
+    def merge(self, node_id: str) -> Node:
+        """Merge ``node_id`` with its descendants down a chain of only children."""
+        chain = [self.node(node_id).id]
+        succ = self.graph.succ
+        while len(succ[chain[-1]]) == 1:
+            chain.append(next(iter(succ[chain[-1]])))
+        if len(chain) == 1:
+            raise TreeError(f"node {node_id} does not have exactly one child; nothing to merge")
+        nodes = [self._nodes[n] for n in chain]
+        text = "".join(n.text for n in nodes)
+        tokenised = all(n.token_ids is not None and n.token_offsets is not None for n in nodes)
+        fields: dict[str, Any] = dict(
+            text=text, token_ids=None, token_offsets=None, token_logprobs=None, alternatives=None,
+            distribution=nodes[-1].distribution, bookmarked=any(n.bookmarked for n in nodes),
+        )
+        if tokenised:
+            ids: list[int] = []
+            offs: list[int] = []
+            lps: list[float | None] = []
+            alts = Alternatives()
+            base = 0
+            for n in nodes:
+                ids.extend(n.token_ids)  # type: ignore[arg-type]
+                offs.extend(base + o for o in n.token_offsets)  # type: ignore[union-attr]
+                lps.extend(n.token_logprobs or [None] * n.n_tokens)
+                if n.alternatives is not None:
+                    alts.extend(n.alternatives)
+                else:
+                    for _ in range(n.n_tokens):
+                        alts.append(Choices())
+                base += len(n.text)
+            fields.update(token_ids=ids, token_offsets=offs, token_logprobs=lps,
+                          alternatives=alts if any(alts.ids) else None)
+        with self.transaction("merge"):
+            last = chain[-1]
+            for kid in self.children(last):
+                self._apply(Op("move", kid, last, new_parent=node_id))
+            if self.selected in chain[1:]:
+                self.selected = node_id
+            for i in range(len(chain) - 1, 0, -1):
+                self._apply(Op("remove", chain[i], chain[i - 1], self._nodes[chain[i]]))
+            self._set_op(node_id, fields)
+        return self._nodes[node_id]
+
+    def select(self, node_id: str) -> None:
+        self.node(node_id)
+        self.selected = node_id
+
+    # ----------------------------------------------------------------- undo/redo
+    @property
+    def can_undo(self) -> bool:
+        return bool(self.history.undo_stack)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self.history.redo_stack)
+
+    def undo(self) -> Patch | None:
+        """Revert the last edit; returns it (for redrawing) or None if there is none."""
+        if not self.history.undo_stack:
+            return None
+        patch = self.history.undo_stack.pop()
+        for op in reversed(patch.ops):
+            self._do(op.inverse())
+        self.history.redo_stack.append(patch)
+        if patch.selected_before in self._nodes:
+            self.selected = patch.selected_before  # type: ignore[assignment]
+        elif self.selected not in self._nodes:
+            self.selected = self.root_id
+        self._touch()
+        return patch
+
+    def redo(self) -> Patch | None:
+        if not self.history.redo_stack:
+            return None
+        patch = self.history.redo_stack.pop()
+        for op in patch.ops:
+            self._do(op)
+        self.history.undo_stack.append(patch)
+        if patch.selected_after in self._nodes:
+            self.selected = patch.selected_after  # type: ignore[assignment]
+        elif self.selected not in self._nodes:
+            self.selected = self.root_id
+        self._touch()
+        return patch
+
+    # ----------------------------------------------------------------- internals
+    def _set(self, node_id: str, label: str, **fields: Any) -> None:
+        self.node(node_id)
+        with self.transaction(label):
+            self._set_op(node_id, fields)
+
+    def _set_op(self, node_id: str, fields: dict[str, Any]) -> None:
+        node = self._nodes[node_id]
+        before = {k: getattr(node, k) for k in fields}
+        self._apply(Op("set", node_id, before=before, after=dict(fields)))
+
+    def _apply(self, op: Op) -> None:
+        assert self._pending is not None, "edits must run inside a transaction"
+        self._do(op)
+        self._pending.ops.append(op)
+
+    def _do(self, op: Op) -> None:
+        if op.kind == "add":
+            assert op.node is not None
+            self._insert(op.node, op.parent)
+        elif op.kind == "remove":
+            if self.graph.succ[op.node_id]:
+                raise TreeError(f"node {op.node_id} still has children")
+            self.graph.remove_node(op.node_id)
+            del self._nodes[op.node_id]
+        elif op.kind == "set":
+            node = self._nodes[op.node_id]
+            for key, value in (op.after or {}).items():
+                setattr(node, key, value)
+        else:
+            self.graph.remove_edge(op.parent, op.node_id)
+            self.graph.add_edge(op.new_parent, op.node_id)
+        self._touch()
+
+    def _insert(self, node: Node, parent: str | None) -> None:
+        self._nodes[node.id] = node
+        self.graph.add_node(node.id)
+        if parent is not None:
+            self.graph.add_edge(parent, node.id)
+
+    def _touch(self) -> None:
+        self.revision += 1
+        self.modified = time.time()
+
+    @classmethod
+    def from_parts(
+        cls, nodes: list[Node], edges: list[tuple[str, str]], root_id: str, **kwargs: Any
+    ) -> Tree:
+        """Build a tree from already-validated nodes and (parent, child) edges, in bulk."""
+        by_id = {n.id: n for n in nodes}
+        tree = cls(by_id[root_id], **kwargs)
+        tree._nodes = by_id
+        tree.graph.add_nodes_from(by_id)
+        tree.graph.add_edges_from(edges)
+        tree._next_id = len(by_id)
+        return tree
