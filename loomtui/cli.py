@@ -67,7 +67,7 @@ def node_json(tree: Tree, node_id: str, top: int) -> dict[str, Any]:
         "cumulative_logprob": tree.cumulative_logprob(node_id),
         "distribution": None if d is None else {
             "top": [{"token_id": t, "text": s, "logprob": lp, "prob": math.exp(lp)}
-                    for t, s, lp in d.top[:top]],
+                    for t, s, lp in d.top.head(top)],
             "entropy": d.entropy, "mass": d.mass, "model": d.model,
         },
         "children": tree.children(node_id),
@@ -114,7 +114,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     else:
         ent = "?" if d.entropy is None else f"{d.entropy:.3f} nats"
         print(f"entropy {ent}  top-{len(d.top)} mass {100 * d.mass:.1f}%  model {d.model}")
-        for rank, (tid, text, lp) in enumerate(d.top[: args.top], 1):
+        for rank, (tid, text, lp) in enumerate(d.top.head(args.top), 1):
             bar = "█" * max(1, round(20 * math.exp(lp)))
             print(f"{rank:3d} {_prob(lp)} {tid:6d} {_short(repr(text), 24):24s} {bar}")
     return 0

@@ -30,6 +30,8 @@ class Segment:
     seed: int | None = None
     truncated_context: int = 0
     """How many of the oldest context tokens did not fit the model's window."""
+    handle: object | None = None
+    """Opaque backend state (its KV cache); hand it back with ``Predictor.adopt``."""
 
 
 OnToken = Callable[[int, Segment], None]
@@ -69,6 +71,18 @@ class Predictor(Protocol):
 
     def score(self, tree: Tree, node_id: str, text: str) -> Segment:
         """Tokenise ``text`` as a continuation of ``node_id`` and score each token."""
+        ...
+
+    def score_tokens(self, tree: Tree, node_id: str, token_ids: list[int]) -> Segment:
+        """Score given token ids as a continuation of ``node_id``."""
+        ...
+
+    def adopt(self, tree: Tree, node_id: str, segment: Segment) -> None:
+        """Keep the state computed for ``segment`` (KV cache) under the node now holding it."""
+        ...
+
+    def protect(self, tree: Tree, node_id: str) -> None:
+        """Keep ``node_id``'s path cached (it is the selected branch)."""
         ...
 
     def tokenize(self, text: str) -> list[int]:

@@ -161,6 +161,7 @@ def _opt_num(x: object) -> bool:
 
 
 _NUM = {int, float}
+_SCALARS = {int, float, str, bool, type(None)}
 _OPT_NUM = {int, float, type(None)}
 
 
@@ -268,6 +269,8 @@ def _sampler_key(raw: object) -> tuple[Any, ...] | None:
     if stop is not None and type(stop) is not list:
         return None
     items = [(k, type(v), v) for k, v in raw.items() if k != "stop"]  # type: ignore[union-attr]
+    if not all(t in _SCALARS for _, t, _ in items):
+        return None  # unhashable (a list or an object): parse it uncached, and let it fail
     return (tuple(items), None if stop is None else tuple(map(repr, stop)))
 
 
@@ -299,7 +302,11 @@ def _parse_node(raw: object, index: int, samplers: dict[Any, Sampler], bulk: _Bu
             _fail(f"{w}: token_ids must be a list of non-negative integers or null")
         elif not set(map(type, offs)) <= {int}:
             _fail(f"{w}: token_offsets must list one integer offset per token")
-        if offs and (offs[0] < 0 or offs[-1] > len(text) or offs != sorted(offs)):
+        try:  # in bulk mode the element types are not checked yet
+            bad_offs = bool(offs) and (offs[0] < 0 or offs[-1] > len(text) or offs != sorted(offs))
+        except TypeError:
+            _fail(f"{w}: token_offsets must list one integer offset per token")
+        if bad_offs:
             _fail(f"{w}: token_offsets must be increasing offsets into text")
     elif offs is not None:
         _fail(f"{w}: token_offsets given without token_ids")
@@ -397,7 +404,7 @@ def tree_from_json(data: object) -> Tree:
         if type(e) is not dict:
             _fail("every edge must be an object with source and target")
         s, t = e.get("source"), e.get("target")
-        if s not in ids or t not in ids:
+        if type(s) is not str or type(t) is not str or s not in ids or t not in ids:
             _fail(f"edge {s!r:.30} -> {t!r:.30} names a node that does not exist")
         if t in parent:
             _fail(f"node {t!r} has more than one parent")
@@ -432,7 +439,7 @@ def tree_from_json(data: object) -> Tree:
                            created=float(created))
     tree.modified = float(modified)
     selected = graph.get("selected", root)
-    if selected not in ids:
+    if type(selected) is not str or selected not in ids:
         _fail(f"graph.selected names a node that does not exist: {selected!r:.30}")
     tree.selected = selected
     return tree

@@ -1,0 +1,30 @@
+"""Predictors: language-model backends (torch lives here, never in ``loomtui.core``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LOADED: dict[tuple[str, str, str], Any] = {}
+
+
+def load_predictor(name: str | None = None, *, threads: int | None = None, device: str = "auto",
+                   dtype: str = "float32", kv_budget_mb: int = 256) -> Any:
+    """A :class:`TransformersPredictor` for ``name`` (see ``models.resolve``), loaded once per
+    process. ``threads`` sets torch's CPU thread count."""
+    import torch
+
+    from loomtui.backends.loading import load_model
+    from loomtui.backends.models import resolve
+    from loomtui.backends.transformers_backend import TransformersPredictor
+
+    if threads:
+        torch.set_num_threads(threads)
+    spec = resolve(name)
+    key = (str(spec.path / (spec.gguf_file or "")) + (spec.local_only_hub_id or ""), device, dtype)
+    pred = _LOADED.get(key)
+    if pred is None:
+        model, tok = load_model(spec, device=device, dtype=dtype)
+        pred = TransformersPredictor(model, tok, spec.model_id,
+                                     kv_budget_bytes=kv_budget_mb * 2**20)
+        _LOADED[key] = pred
+    return pred

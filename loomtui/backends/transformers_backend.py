@@ -1,0 +1,363 @@
+"""A :class:`~loomtui.core.predictor.Predictor` for any transformers causal LM.
+
+Every node's KV slice is kept in a tree-wide :class:`KVStore`, so a context's cache is its
+path's slices concatenated and only uncached nodes run through the model. Sampling n children
+prefills once and expands the cache to the batch. A context longer than the model's window
+keeps its most recent tokens (and is not cached, since positions shift).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from loomtui.backends.cache_adapter import (
+    KV,
+    CacheAdapter,
+    from_cache,
+    kv_concat,
+    kv_repeat,
+    kv_slice,
+    to_cache,
+)
+from loomtui.backends.kv_store import KVStore
+from loomtui.backends.sampling import draw, filtered_logprobs, generator
+from loomtui.core.errors import ModelError, TreeError
+from loomtui.core.node import Alternatives, Choices, Distribution, Sampler
+from loomtui.core.predictor import OnToken, Segment
+from loomtui.core.tree import Tree
+
+DIGITS = 5
+"""Stored log-probabilities are rounded to this many decimals (sessions stay small)."""
+
+
+@dataclass(slots=True)
+class _Context:
+    cache: Any  # a transformers cache holding the context (None for an empty context)
+    length: int  # positions in the cache
+    last_logits: torch.Tensor  # [vocab] float32, after the context's last token
+    truncated: int  # oldest context tokens dropped to fit the window
+    cacheable: bool  # False when truncated: new slices would have shifted positions
+
+
+@dataclass(slots=True)
+class _Handle:
+    kv: KV
+    start: int
+    last_logits: torch.Tensor | None
+
+
+class TransformersPredictor:
+    """Predictor over a loaded transformers model and tokenizer."""
+
+    def __init__(self, model: Any, tokenizer: Any, model_id: str, *,
+                 kv_budget_bytes: int = 256 * 2**20, alternatives: int = 5) -> None:
+        self.model = model
+        self.tok = tokenizer
+        self.model_id = model_id
+        cfg = model.config
+        self.context_window = int(getattr(cfg, "max_position_embeddings", None)
+                                  or getattr(cfg, "n_positions", 2048))
+        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
+        self.device = next(model.parameters()).device
+        self.adapter = CacheAdapter(model)
+        self.store = KVStore(kv_budget_bytes)
+        self.n_alternatives = alternatives
+        self.eos_ids = self._eos_ids()
+        self.lock = threading.RLock()
+        self._pieces: dict[int, str] = {}
+
+    # ------------------------------------------------------------ tokenizer
+    def _eos_ids(self) -> set[int]:
+        ids = set()
+        for source in (getattr(self.model, "generation_config", None), self.model.config,
+                       self.tok):
+            e = getattr(source, "eos_token_id", None)
+            if isinstance(e, int):
+                ids.add(e)
+            elif isinstance(e, (list, tuple)):
+                ids.update(x for x in e if isinstance(x, int))
+        return ids
+
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tok.encode(text, add_special_tokens=False))
+
+    def decode(self, token_ids: list[int]) -> str:
+        return self.tok.decode(token_ids, skip_special_tokens=False,
+                               clean_up_tokenization_spaces=False)
+
+    def token_text(self, token_id: int) -> str:
+        s = self._pieces.get(token_id)
+        if s is None:
+            s = self._pieces[token_id] = self.decode([token_id])
+        return s
+
+    def offsets(self, token_ids: list[int], text: str) -> list[int]:
+        """Where each token starts in ``text`` (= decode(token_ids)), monotone and in range."""
+        out, last = [], 0
+        for i in range(len(token_ids)):
+            pos = len(self.decode(token_ids[:i])) if i else 0
+            pos = min(max(pos, last), len(text))
+            out.append(pos)
+            last = pos
+        return out
+
+    # ------------------------------------------------------------ distributions
+    def _distribution(self, logits: torch.Tensor, top_k: int) -> Distribution:
+        lp = torch.log_softmax(logits.float(), -1)
+        entropy = float(-(lp.exp() * lp).nan_to_num().sum())
+        vals, idx = torch.topk(lp, min(top_k, lp.shape[-1]))
+        ids = idx.tolist()
+        lps = [round(x, DIGITS) for x in vals.tolist()]
+        return Distribution(
+            Choices(ids, [self.token_text(t) for t in ids], lps),
+            round(entropy, DIGITS), round(float(vals.exp().sum()), DIGITS), self.model_id)
+
+    def _alternatives(self, lp: torch.Tensor) -> Alternatives:
+        """Top alternatives for each row of ``lp`` ([seq, vocab] log-probs)."""
+        vals, idx = torch.topk(lp, min(self.n_alternatives, lp.shape[-1]), dim=-1)
+        out = Alternatives()
+        for row_ids, row_lps in zip(idx.tolist(), vals.tolist(), strict=True):
+            out.append(Choices(row_ids, [self.token_text(t) for t in row_ids],
+                               [round(x, DIGITS) for x in row_lps]))
+        return out
+
+    def distribution(self, tree: Tree, node_id: str, top_k: int = 20) -> Distribution:
+        with self.lock, torch.inference_mode():
+            ctx = self._context(tree, node_id)
+            return self._distribution(ctx.last_logits, top_k)
+
+    def token_logprob(self, tree: Tree, node_id: str, token_id: int) -> float:
+        if not 0 <= token_id < self.vocab_size:
+            raise TreeError(f"token id {token_id} is outside the vocabulary (0..{self.vocab_size - 1})")
+        with self.lock, torch.inference_mode():
+            ctx = self._context(tree, node_id)
+            return float(torch.log_softmax(ctx.last_logits, -1)[token_id])
+
+    # ------------------------------------------------------------ context and cache
+    def protect(self, tree: Tree, node_id: str) -> None:
+        """Never evict the slices on ``node_id``'s path (the selected branch)."""
+        self.store.protected = set(tree.path(node_id))
+
+    def adopt(self, tree: Tree, node_id: str, segment: Segment) -> None:
+        """Keep what the model computed for ``segment`` (its KV) under the node now holding it."""
+        handle = getattr(segment, "handle", None)
+        if isinstance(handle, _Handle):
+            with self.lock:
+                node = tree.node(node_id)
+                self.store.put(node_id, tree.parent(node_id), handle.kv, handle.start,
+                               node.token_ids or [], handle.last_logits)
+        segment.handle = None
+
+    def _tokenise_path(self, tree: Tree, path: list[str]) -> None:
+        """Give untokenised nodes (imported, typed offline) token ids for this model."""
+        for nid in path:
+            node = tree.node(nid)
+            if node.token_ids is None:
+                ids = self.tokenize(node.text)
+                tree.update(nid, token_ids=ids, token_offsets=self.offsets(ids, node.text),
+                            token_logprobs=None, alternatives=None, model=self.model_id)
+
+    def _context(self, tree: Tree, node_id: str, reserve: int = 0) -> _Context:
+        """The KV cache and final logits of ``node_id``'s context, running only what is
+        not cached. ``reserve`` positions are kept free for tokens to come."""
+        path = tree.path(node_id)
+        self._tokenise_path(tree, path)
+        nodes = [tree.node(n) for n in path]
+        total = sum(n.n_tokens for n in nodes)
+        room = self.context_window - reserve
+        if room < 1:
+            raise ModelError(f"{reserve} new tokens do not fit the model's window "
+                             f"of {self.context_window}")
+        if total > room:
+            return self._truncated_context(nodes, room)
+        if total == 0:
+            raise TreeError("the context is empty: give the root a prompt")
+        # The longest prefix of the path whose slices are valid.
+        parts: list[KV] = []
+        start = 0
+        j = 0
+        parent: str | None = None
+        last_logits = None
+        for node in nodes:
+            s = self.store.valid(node.id, parent, start, node.token_ids or [])
+            if s is None or (node.n_tokens and s.last_logits is None):
+                break
+            parts.append(s.kv)
+            if s.last_logits is not None:
+                last_logits = s.last_logits
+            start += node.n_tokens
+            parent = node.id
+            j += 1
+        if j == len(nodes):
+            self.store.stats.hits += 1
+            assert last_logits is not None
+            return _Context(to_cache(kv_concat(parts)), start, last_logits, 0, True)
+        self.store.stats.misses += 1
+        todo = [n for n in nodes[j:] if n.n_tokens]
+        ids = [t for n in todo for t in n.token_ids]  # type: ignore[union-attr]
+        cache = to_cache(kv_concat(parts))
+        logits, cache = self.adapter.forward(
+            torch.tensor([ids], device=self.device), cache, start)
+        self.store.stats.tokens_run += len(ids)
+        kv = from_cache(cache)
+        logits = logits[0]
+        # Score tokens that have no log-probabilities yet (imported or retokenised nodes).
+        prev = last_logits
+        pos = 0
+        for node in nodes[j:]:
+            n = node.n_tokens
+            if n == 0:
+                self.store.put(node.id, tree.parent(node.id), [], start + pos, [], prev)
+                continue
+            seg_logits = logits[pos : pos + n]
+            if node.token_logprobs is None or node.alternatives is None:
+                before = torch.cat([prev[None] if prev is not None else
+                                    torch.full_like(seg_logits[:1], float("nan")),
+                                    logits[max(pos - 1, 0): pos + n - 1] if pos else
+                                    seg_logits[:-1]])
+                self._fill_scores(tree, node.id, before, node.token_ids,  # type: ignore[arg-type]
+                                  first_unknown=prev is None)
+            self.store.put(node.id, tree.parent(node.id),
+                           kv_slice(kv, start + pos, start + pos + n), start + pos,
+                           node.token_ids or [], seg_logits[-1].clone())
+            prev = seg_logits[-1]
+            pos += n
+        return _Context(cache, start + pos, logits[-1].clone(), 0, True)
+
+    def _fill_scores(self, tree: Tree, node_id: str, before: torch.Tensor, ids: list[int],
+                     first_unknown: bool) -> None:
+        lp = torch.log_softmax(before, -1)
+        picked = lp.gather(-1, torch.tensor(ids, device=lp.device)[:, None])[:, 0].tolist()
+        lps: list[float | None] = [round(x, DIGITS) for x in picked]
+        alts = self._alternatives(lp.nan_to_num(float("-inf")))
+        if first_unknown:
+            lps[0] = None
+            alts.ids[0], alts.texts[0], alts.logprobs[0] = [], [], []
+        tree.update(node_id, token_logprobs=lps, alternatives=alts, model=self.model_id)
+
+    def _truncated_context(self, nodes: list[Any], room: int) -> _Context:
+        ids = [t for n in nodes for t in (n.token_ids or [])]
+        dropped = len(ids) - room
+        ids = ids[dropped:]
+        logits, cache = self.adapter.forward(torch.tensor([ids], device=self.device), None, 0)
+        self.store.stats.misses += 1
+        self.store.stats.tokens_run += len(ids)
+        return _Context(cache, len(ids), logits[0, -1].clone(), dropped, False)
+
+    # ------------------------------------------------------------ scoring
+    def score(self, tree: Tree, node_id: str, text: str) -> Segment:
+        ids = self.tokenize(text)
+        if not ids:
+            raise TreeError("there is no text to score")
+        return self.score_tokens(tree, node_id, ids)
+
+    def score_tokens(self, tree: Tree, node_id: str, token_ids: list[int]) -> Segment:
+        """Score given tokens as a continuation of ``node_id``: each token's log-probability,
+        its alternatives, and the distribution after them."""
+        bad = [t for t in token_ids if not 0 <= t < self.vocab_size]
+        if bad:
+            raise TreeError(f"token id {bad[0]} is outside the vocabulary")
+        with self.lock, torch.inference_mode():
+            ctx = self._context(tree, node_id, reserve=len(token_ids))
+            logits, cache = self.adapter.forward(
+                torch.tensor([token_ids], device=self.device), ctx.cache, ctx.length)
+            self.store.stats.tokens_run += len(token_ids)
+            logits = logits[0]
+            before = torch.cat([ctx.last_logits[None], logits[:-1]])
+            lp = torch.log_softmax(before, -1)
+            picked = lp.gather(-1, torch.tensor(token_ids, device=lp.device)[:, None])[:, 0]
+            text = self.decode(token_ids)
+            seg = Segment(
+                text=text, token_ids=list(token_ids), token_offsets=self.offsets(token_ids, text),
+                token_logprobs=[round(x, DIGITS) for x in picked.tolist()],
+                alternatives=self._alternatives(lp), distribution=self._distribution(logits[-1], 20),
+                finish="scored", truncated_context=ctx.truncated,
+            )
+            if ctx.cacheable:
+                seg.handle = _Handle(kv_slice(from_cache(cache), ctx.length,
+                                              ctx.length + len(token_ids)),
+                                     ctx.length, logits[-1].clone())
+            return seg
+
+    # ------------------------------------------------------------ sampling
+    def sample(
+        self, tree: Tree, node_id: str, n: int, sampler: Sampler, seed: int,
+        on_token: OnToken | None = None, cancel: threading.Event | None = None,
+    ) -> list[Segment]:
+        """``n`` rollouts from one prefill; rollout i uses seed ``seed + i``."""
+        sampler.validated()
+        max_tokens = min(sampler.max_tokens, self.context_window // 2)
+        with self.lock, torch.inference_mode():
+            ctx = self._context(tree, node_id, reserve=max_tokens)
+            kv = kv_repeat(from_cache(ctx.cache), n) if ctx.cache is not None else []
+            cache = to_cache(kv)
+            logits = ctx.last_logits[None].expand(n, -1)
+            gens = [generator(seed + i) for i in range(n)]
+            rows = [Segment("", [], [], [], Alternatives(), seed=seed + i,
+                            truncated_context=ctx.truncated) for i in range(n)]
+            active = [True] * n
+            final: list[torch.Tensor | None] = [None] * n
+            length = ctx.length
+            for _ in range(max_tokens):
+                if cancel is not None and cancel.is_set():
+                    for i in range(n):
+                        if active[i]:
+                            rows[i].finish = "cancelled"
+                            active[i] = False
+                    break
+                raw = torch.log_softmax(logits, -1)
+                toks = draw(filtered_logprobs(logits, sampler).cpu(), gens).tolist()
+                alt_vals, alt_idx = torch.topk(raw, self.n_alternatives, dim=-1)
+                picked = raw.gather(-1, torch.tensor(toks, device=raw.device)[:, None])[:, 0]
+                just_done = []
+                for i, t in enumerate(toks):
+                    if not active[i]:
+                        continue
+                    if t in self.eos_ids:
+                        rows[i].finish = "eos"
+                        active[i] = False
+                        final[i] = logits[i].clone()
+                        continue
+                    r = rows[i]
+                    r.token_ids.append(t)
+                    r.token_logprobs.append(round(float(picked[i]), DIGITS))
+                    ids = alt_idx[i].tolist()
+                    r.alternatives.append(Choices(
+                        ids, [self.token_text(x) for x in ids],
+                        [round(x, DIGITS) for x in alt_vals[i].tolist()]))
+                    r.text = self.decode(r.token_ids)
+                    if sampler.stop and any(s in r.text for s in sampler.stop):
+                        r.finish = "stop"
+                        just_done.append(i)
+                    elif len(r.token_ids) >= max_tokens:
+                        r.finish = "length"
+                        just_done.append(i)
+                    if on_token is not None:
+                        on_token(i, r)
+                if not any(active):  # only end-of-text rows left: nothing to feed
+                    break
+                step = toks
+                logits_all, cache = self.adapter.forward(
+                    torch.tensor(step, device=self.device)[:, None], cache, length)
+                self.store.stats.tokens_run += n
+                length += 1
+                logits = logits_all[:, -1]
+                for i in just_done:
+                    final[i] = logits[i].clone()
+                    active[i] = False
+                if not any(active):
+                    break
+            kv_all = from_cache(cache) if cache is not None else []
+            for i, r in enumerate(rows):
+                r.token_offsets = self.offsets(r.token_ids, r.text)
+                if final[i] is not None:
+                    r.distribution = self._distribution(final[i], 20)  # type: ignore[arg-type]
+                    if ctx.cacheable and r.token_ids:
+                        r.handle = _Handle(
+                            kv_slice(kv_all, ctx.length, ctx.length + len(r.token_ids), row=i),
+                            ctx.length, final[i])
+            return rows
