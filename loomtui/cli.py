@@ -162,7 +162,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     tree = _load(args.session)
     text = export_branch(tree, _node_id(tree, args.node), args.format)
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise LoomError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
     else:
         sys.stdout.write(text)
     return 0

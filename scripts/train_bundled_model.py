@@ -161,7 +161,8 @@ def main() -> None:
     while True:
         elapsed = time.monotonic() - start
         frac = min(1.0, elapsed / budget)
-        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        cosine = 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
+        lr = args.lr * min(1.0, (step + 1) / warmup) * cosine
         for group in opt.param_groups:
             group["lr"] = lr
         starts = torch.randint(0, len(train) - args.block - 1, (args.batch,))

@@ -41,14 +41,67 @@ class CacheAdapter:
             use_cache=True,
             **{self.arg: cache},
         )
-        new_cache = out[self.arg] if self.arg in out else out.past_key_values
+        new_cache = out.get(self.arg, out.past_key_values)
         return out.logits.float(), new_cache
 
 
-def to_cache(kv: KV) -> DynamicCache | None:
+try:  # transformers 5.x: per-layer cache objects
+    from transformers.cache_utils import DynamicLayer
+except ImportError:  # pragma: no cover - transformers 4.x
+    DynamicLayer = None  # type: ignore[assignment,misc]
+
+
+if DynamicLayer is not None:
+
+    class ReservedLayer(DynamicLayer):  # type: ignore[misc,valid-type]
+        """A cache layer with room reserved ahead, written in place.
+
+        ``DynamicLayer`` concatenates the whole cache at every decoding step (O(context) copies
+        per token); this one writes each step into a preallocated buffer and hands attention a
+        view, doubling the buffer only when it runs out.
+        """
+
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, reserve: int) -> None:
+            super().__init__()
+            n = keys.shape[-2]
+            shape = (*keys.shape[:-2], n + max(reserve, 1), keys.shape[-1])
+            self._kbuf = keys.new_empty(shape)
+            self._vbuf = values.new_empty((*shape[:-1], values.shape[-1]))
+            self._kbuf[..., :n, :] = keys
+            self._vbuf[..., :n, :] = values
+            self._n = n
+            self.device = keys.device
+            self.keys = self._kbuf[..., :n, :]
+            self.values = self._vbuf[..., :n, :]
+            self.is_initialized = True
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            add = key_states.shape[-2]
+            end = self._n + add
+            if end > self._kbuf.shape[-2]:
+                cap = max(end, 2 * self._kbuf.shape[-2])
+                kbuf = self._kbuf.new_empty((*self._kbuf.shape[:-2], cap, self._kbuf.shape[-1]))
+                vbuf = self._vbuf.new_empty((*self._vbuf.shape[:-2], cap, self._vbuf.shape[-1]))
+                kbuf[..., : self._n, :] = self._kbuf[..., : self._n, :]
+                vbuf[..., : self._n, :] = self._vbuf[..., : self._n, :]
+                self._kbuf, self._vbuf = kbuf, vbuf
+            self._kbuf[..., self._n : end, :] = key_states
+            self._vbuf[..., self._n : end, :] = value_states
+            self._n = end
+            self.keys = self._kbuf[..., :end, :]
+            self.values = self._vbuf[..., :end, :]
+            return self.keys, self.values
+
+
+def to_cache(kv: KV, reserve: int = 0) -> DynamicCache | None:
+    """A transformers cache holding ``kv``, with room for ``reserve`` more positions."""
     if not kv:
         return None
     cache = DynamicCache()
+    if DynamicLayer is not None and hasattr(cache, "layers"):
+        cache.layers = [ReservedLayer(k, v, reserve) for k, v in kv]
+        return cache
     for i, (k, v) in enumerate(kv):
         cache.update(k, v, i)
     return cache

@@ -60,8 +60,15 @@ def convert_gguf(spec: ModelSpec) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     try:
+        extra: dict[str, Any] = {}
+        try:  # transformers 5.x keeps GGUF blocks packed (not serialisable) unless asked
+            from transformers import GgufConfig
+
+            extra["quantization_config"] = GgufConfig(gguf_file=spec.gguf_file, dequantize=True)
+        except ImportError:  # 4.x always dequantises
+            pass
         model = AutoModelForCausalLM.from_pretrained(
-            spec.path, gguf_file=spec.gguf_file, dtype=torch.bfloat16)
+            spec.path, gguf_file=spec.gguf_file, dtype=torch.bfloat16, **extra)
         tok = AutoTokenizer.from_pretrained(spec.path, gguf_file=spec.gguf_file)
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)

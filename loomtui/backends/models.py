@@ -59,7 +59,8 @@ def cache_dir() -> Path:
 def config_path() -> Path:
     from platformdirs import user_config_dir
 
-    return Path(os.environ.get("LOOMTUI_CONFIG") or Path(user_config_dir("loomtui")) / "config.json")
+    env = os.environ.get("LOOMTUI_CONFIG")
+    return Path(env) if env else Path(user_config_dir("loomtui")) / "config.json"
 
 
 def configured_model() -> str | None:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from loomtui.core.node import Sampler
 
 
-def filtered_logprobs(logits: torch.Tensor, s: Sampler) -> torch.Tensor:
+def filtered_logprobs(logits: torch.Tensor, s: Sampler, raw: torch.Tensor | None = None
+                      ) -> torch.Tensor:
     """Log-probabilities ([batch, vocab]) of the sampling distribution ``s`` defines.
 
     Filters apply to the temperature-scaled distribution; removed tokens get ``-inf``.
-    Temperature 0 is greedy (all mass on the argmax).
+    Temperature 0 is greedy (all mass on the argmax). ``raw``, if given, is
+    ``log_softmax(logits)``, reused when the settings leave the distribution as it is.
     """
     if s.temperature == 0:
         out = torch.full_like(logits, float("-inf"))
         out.scatter_(-1, logits.argmax(-1, keepdim=True), 0.0)
         return out
+    if raw is not None and s.temperature == 1.0 and not s.top_k and not s.min_p and (
+            s.top_p >= 1.0):
+        return raw
     lp = torch.log_softmax(logits.float() / s.temperature, dim=-1)
     if s.top_k and s.top_k < lp.shape[-1]:
         kth = torch.topk(lp, s.top_k, dim=-1).values[..., -1:]
@@ -25,23 +32,37 @@ def filtered_logprobs(logits: torch.Tensor, s: Sampler) -> torch.Tensor:
         threshold = lp.max(-1, keepdim=True).values + torch.log(torch.tensor(s.min_p))
         lp = lp.masked_fill(lp < threshold, float("-inf"))
     if s.top_p < 1.0:
-        sorted_lp, order = torch.sort(lp, descending=True, dim=-1)
-        probs = sorted_lp.exp()
-        before = probs.cumsum(-1) - probs  # mass of strictly more probable tokens
-        drop_sorted = before >= s.top_p
-        drop_sorted[..., 0] = False
-        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
-        lp = lp.masked_fill(drop, float("-inf"))
+        lp = _top_p(lp, s.top_p)
     return torch.log_softmax(lp, dim=-1)
 
 
+def _top_p(lp: torch.Tensor, p: float) -> torch.Tensor:
+    """Keep the smallest set of most probable tokens whose mass reaches ``p``.
+
+    Sorting the whole vocabulary every step is the costliest part of sampling a small model,
+    so sort only the top 512 and fall back to a full sort for rows that need more.
+    """
+    k = min(512, lp.shape[-1])
+    vals, order = torch.topk(lp, k, dim=-1)
+    total = torch.logsumexp(lp, -1)
+    if k < lp.shape[-1] and bool((torch.logsumexp(vals, -1) - total < math.log(p)).any()):
+        vals, order = torch.sort(lp, descending=True, dim=-1)
+    probs = (vals - total.unsqueeze(-1)).exp()
+    before = probs.cumsum(-1) - probs  # mass of strictly more probable tokens
+    keep_sorted = before < p
+    keep_sorted[..., 0] = True
+    keep = torch.zeros_like(lp, dtype=torch.bool).scatter(-1, order, keep_sorted)
+    return lp.masked_fill(~keep, float("-inf"))
+
+
 def draw(logprobs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
-    """One token per row, each row from its own seeded generator (so a rollout replays
-    exactly whatever else is in the batch)."""
-    probs = logprobs.exp()
-    return torch.stack([
-        torch.multinomial(probs[i], 1, generator=g)[0] for i, g in enumerate(generators)
-    ])
+    """One token per row by inverse-CDF sampling, each row's uniform from its own seeded
+    generator (so a rollout replays exactly whatever else is in the batch)."""
+    cdf = logprobs.double().exp().cumsum(-1)
+    u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in generators])
+    u = (u.to(cdf.device) * cdf[:, -1]).unsqueeze(-1)
+    idx = torch.searchsorted(cdf, u, right=True).squeeze(-1)  # first cdf > u: p > 0
+    return idx.clamp_(max=logprobs.shape[-1] - 1)
 
 
 def generator(seed: int) -> torch.Generator:

@@ -132,7 +132,8 @@ class TransformersPredictor:
 
     def token_logprob(self, tree: Tree, node_id: str, token_id: int) -> float:
         if not 0 <= token_id < self.vocab_size:
-            raise TreeError(f"token id {token_id} is outside the vocabulary (0..{self.vocab_size - 1})")
+            raise TreeError(
+                f"token id {token_id} is outside the vocabulary (0..{self.vocab_size - 1})")
         with self.lock, torch.inference_mode():
             ctx = self._context(tree, node_id)
             return float(torch.log_softmax(ctx.last_logits, -1)[token_id])
@@ -195,11 +196,11 @@ class TransformersPredictor:
         if j == len(nodes):
             self.store.stats.hits += 1
             assert last_logits is not None
-            return _Context(to_cache(kv_concat(parts)), start, last_logits, 0, True)
+            return _Context(to_cache(kv_concat(parts), reserve), start, last_logits, 0, True)
         self.store.stats.misses += 1
         todo = [n for n in nodes[j:] if n.n_tokens]
         ids = [t for n in todo for t in n.token_ids]  # type: ignore[union-attr]
-        cache = to_cache(kv_concat(parts))
+        cache = to_cache(kv_concat(parts), len(ids) + reserve)
         logits, cache = self.adapter.forward(
             torch.tensor([ids], device=self.device), cache, start)
         self.store.stats.tokens_run += len(ids)
@@ -274,7 +275,8 @@ class TransformersPredictor:
             seg = Segment(
                 text=text, token_ids=list(token_ids), token_offsets=self.offsets(token_ids, text),
                 token_logprobs=[round(x, DIGITS) for x in picked.tolist()],
-                alternatives=self._alternatives(lp), distribution=self._distribution(logits[-1], 20),
+                alternatives=self._alternatives(lp),
+                distribution=self._distribution(logits[-1], 20),
                 finish="scored", truncated_context=ctx.truncated,
             )
             if ctx.cacheable:
@@ -294,7 +296,7 @@ class TransformersPredictor:
         with self.lock, torch.inference_mode():
             ctx = self._context(tree, node_id, reserve=max_tokens)
             kv = kv_repeat(from_cache(ctx.cache), n) if ctx.cache is not None else []
-            cache = to_cache(kv)
+            cache = to_cache(kv, max_tokens + 1)
             logits = ctx.last_logits[None].expand(n, -1)
             gens = [generator(seed + i) for i in range(n)]
             rows = [Segment("", [], [], [], Alternatives(), seed=seed + i,
@@ -302,6 +304,7 @@ class TransformersPredictor:
             active = [True] * n
             final: list[torch.Tensor | None] = [None] * n
             length = ctx.length
+            want_text = bool(sampler.stop) or on_token is not None
             for _ in range(max_tokens):
                 if cancel is not None and cancel.is_set():
                     for i in range(n):
@@ -310,7 +313,7 @@ class TransformersPredictor:
                             active[i] = False
                     break
                 raw = torch.log_softmax(logits, -1)
-                toks = draw(filtered_logprobs(logits, sampler).cpu(), gens).tolist()
+                toks = draw(filtered_logprobs(logits, sampler, raw).cpu(), gens).tolist()
                 alt_vals, alt_idx = torch.topk(raw, self.n_alternatives, dim=-1)
                 picked = raw.gather(-1, torch.tensor(toks, device=raw.device)[:, None])[:, 0]
                 just_done = []
@@ -329,7 +332,8 @@ class TransformersPredictor:
                     r.alternatives.append(Choices(
                         ids, [self.token_text(x) for x in ids],
                         [round(x, DIGITS) for x in alt_vals[i].tolist()]))
-                    r.text = self.decode(r.token_ids)
+                    if want_text:
+                        r.text = self.decode(r.token_ids)
                     if sampler.stop and any(s in r.text for s in sampler.stop):
                         r.finish = "stop"
                         just_done.append(i)
@@ -353,6 +357,7 @@ class TransformersPredictor:
                     break
             kv_all = from_cache(cache) if cache is not None else []
             for i, r in enumerate(rows):
+                r.text = self.decode(r.token_ids)
                 r.token_offsets = self.offsets(r.token_ids, r.text)
                 if final[i] is not None:
                     r.distribution = self._distribution(final[i], 20)  # type: ignore[arg-type]

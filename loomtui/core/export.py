@@ -21,9 +21,10 @@ def export_branch(tree: Tree, node_id: str, fmt: ExportFormat = "text") -> str:
     meta = [f"- node: `{node_id}` (depth {len(path) - 1})"]
     if tree.model:
         meta.append(f"- model: `{tree.model}`")
-    if lp is not None:
-        meta.append(f"- log-probability of the continuation: {lp:.3f} "
-                    f"(perplexity {_perplexity(tree, path, lp):.2f})")
+    n_tokens = sum(tree.node(nid).n_tokens for nid in path[1:])
+    if lp is not None and n_tokens:
+        meta.append(f"- log-probability of the continuation: {lp:.3f} over {n_tokens} tokens "
+                    f"(perplexity {math.exp(-lp / n_tokens):.2f})")
     lines += [*meta, "", "```text", text.replace("```", "`\u200b``"), "```", "", "## Segments", ""]
     for nid in path:
         n = tree.node(nid)
@@ -37,8 +38,3 @@ def export_branch(tree: Tree, node_id: str, fmt: ExportFormat = "text") -> str:
             bits.append("bookmarked")
         lines.append(f"- `{nid}` ({', '.join(bits)}): {n.text[:60]!r}")
     return "\n".join(lines) + "\n"
-
-
-def _perplexity(tree: Tree, path: list[str], lp: float) -> float:
-    n = sum(tree.node(nid).n_tokens for nid in path[1:])
-    return math.exp(-lp / n) if n else float("nan")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, overload
 
 ORIGINS = ("prompt", "sampled", "picked", "typed", "edited", "imported")
 
@@ -29,7 +29,13 @@ class Choices:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, i: int) -> TokenChoice:
+    @overload
+    def __getitem__(self, i: int) -> TokenChoice: ...
+    @overload
+    def __getitem__(self, i: slice) -> Choices: ...
+    def __getitem__(self, i: int | slice) -> TokenChoice | Choices:
+        if isinstance(i, slice):
+            return Choices(self.ids[i], self.texts[i], self.logprobs[i])
         return (self.ids[i], self.texts[i], self.logprobs[i])
 
     def __iter__(self) -> Iterator[TokenChoice]:

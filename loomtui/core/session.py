@@ -115,6 +115,8 @@ def save(tree: Tree, path: str | os.PathLike[str], *, backup: bool = True) -> Pa
         _fsync_dir(directory)
     except OSError as exc:
         raise SessionError(path, f"cannot save: {exc.strerror or exc}") from None
+    except orjson.JSONEncodeError as exc:  # e.g. a lone surrogate, or an integer over 64 bits
+        raise SessionError(path, f"cannot save: {exc}") from None
     return path
 
 
@@ -126,7 +128,11 @@ def _backup(path: Path) -> None:
         os.link(path, tmp)
     except OSError:
         shutil.copy2(path, tmp)
-    os.replace(tmp, bak)
+    try:
+        os.replace(tmp, bak)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -248,9 +254,19 @@ def _parse_alternatives(where: str, raw: object, n_tokens: int, bulk: _Bulk | No
     return Alternatives(ids, texts, lps)
 
 
+_SAMPLER_TYPES = {"temperature": _NUM, "top_k": {int}, "top_p": _NUM, "min_p": _NUM,
+                  "max_tokens": {int}, "n": {int}, "stop": {list}}
+
+
 def _parse_sampler(where: str, raw: object) -> Sampler:
     if type(raw) is not dict:
         _fail(f"{where} must be an object")
+    for key, value in raw.items():  # type: ignore[union-attr]
+        allowed = _SAMPLER_TYPES.get(key)
+        if allowed is None:
+            _fail(f"{where}: unknown setting {key!r:.30}")
+        if type(value) not in allowed:
+            _fail(f"{where}: {key} has the wrong type ({type(value).__name__})")
     try:
         s = Sampler.from_json(raw)  # type: ignore[arg-type]
         if not all(type(x) is str for x in s.stop):

@@ -53,6 +53,7 @@ class Tree:
         self.history = History()
         self.revision = 0
         self._next_id = 0
+        self._last_created = 0.0
         self._pending: Patch | None = None
         self._depth_pending = 0
 
@@ -182,8 +183,14 @@ class Tree:
                 return nid
 
     def new_node(self, text: str, origin: str, **fields: Any) -> Node:
-        """A fresh node (not yet in the tree) with a new id and the current time."""
-        return Node(id=self.new_id(), text=text, origin=origin, created=time.time(), **fields)
+        """A fresh node (not yet in the tree) with a new id and the current time.
+
+        Creation times strictly increase within a tree, so "children by creation" is a total
+        order that undo/redo cannot shuffle.
+        """
+        now = max(time.time(), self._last_created + 1e-6)
+        self._last_created = now
+        return Node(id=self.new_id(), text=text, origin=origin, created=now, **fields)
 
     # ----------------------------------------------------------------- editing
     @contextmanager
@@ -325,6 +332,8 @@ class Tree:
         fields: dict[str, Any] = dict(
             text=text, token_ids=None, token_offsets=None, token_logprobs=None, alternatives=None,
             distribution=nodes[-1].distribution, bookmarked=any(n.bookmarked for n in nodes),
+            note="\n".join(n.note for n in nodes if n.note),
+            tags=list(dict.fromkeys(t for n in nodes for t in n.tags)),
         )
         if tokenised:
             ids: list[int] = []
@@ -452,4 +461,5 @@ class Tree:
         tree.graph.add_nodes_from(by_id)
         tree.graph.add_edges_from(edges)
         tree._next_id = len(by_id)
+        tree._last_created = max((n.created for n in nodes), default=0.0)
         return tree

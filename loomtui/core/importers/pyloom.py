@@ -96,6 +96,9 @@ def load_pyloom(path: str | os.PathLike[str]) -> Tree:
         raise SessionError(path, f"cannot read: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SessionError(path, f"not valid JSON: {exc}") from None
+    except RecursionError:  # the format nests children; json.loads recurses per level
+        raise SessionError(path, "nested too deeply for the JSON parser "
+                                 "(a branch of several hundred nodes or more)") from None
     try:
         return import_pyloom(data)
     except ValueError as exc:
