@@ -243,8 +243,28 @@ def test_imported_nodes_get_scored_by_the_model(fresh):
     assert c.token_ids and c.model == "bard" and c.distribution is not None
     assert c.token_logprobs[0] is not None  # scored in context
     assert tree.root.token_logprobs[0] is None  # the very first token has no context
+    for nid in ("r", "c"):  # every other token scored exactly as a full recompute does
+        node = tree.node(nid)
+        ctx = tree.context_ids(nid)[: -node.n_tokens]
+        for i, (tok, lp) in enumerate(zip(node.token_ids, node.token_logprobs, strict=True)):
+            if ctx:
+                assert lp == pytest.approx(float(full_logprobs(fresh, ctx)[tok]), abs=1e-4)
+                assert node.alternatives[i].ids[0] == int(full_logprobs(fresh, ctx).argmax())
+            ctx = [*ctx, tok]
     want = full_logprobs(fresh, tree.context_ids("c"))
     assert c.distribution.top.ids[0] == int(want.argmax())
+
+
+def test_nodes_of_another_model_are_retokenised_not_rewritten(fresh):
+    tree = grow.new_tree(fresh, PROMPT)
+    kid = grow.expand(tree, fresh, tree.root_id, Sampler(max_tokens=8, n=1), seed=1)[0]
+    for nid in (tree.root_id, kid.id):  # pretend another model (other vocabulary) made them
+        tree.update(nid, token_ids=[9999999] * tree.node(nid).n_tokens, model="other")
+    fresh.store.clear()
+    dist = fresh.distribution(tree, kid.id)
+    want = full_logprobs(fresh, fresh.tokenize(tree.context_text(kid.id)))
+    assert dist.top.ids[0] == int(want.argmax())
+    assert tree.node(kid.id).token_ids[0] == 9999999 and tree.node(kid.id).model == "other"
 
 
 def test_pick_by_text_must_be_one_token(fresh):

@@ -69,6 +69,7 @@ class TransformersPredictor:
         self.eos_ids = self._eos_ids()
         self.lock = threading.RLock()
         self._pieces: dict[int, str] = {}
+        self._foreign: dict[tuple[str, str], list[int]] = {}
 
     # ------------------------------------------------------------ tokenizer
     def _eos_ids(self) -> set[int]:
@@ -150,7 +151,7 @@ class TransformersPredictor:
             with self.lock:
                 node = tree.node(node_id)
                 self.store.put(node_id, tree.parent(node_id), handle.kv, handle.start,
-                               node.token_ids or [], handle.last_logits)
+                               self._ids(node), handle.last_logits)
         segment.handle = None
 
     def _tokenise_path(self, tree: Tree, path: list[str]) -> None:
@@ -162,19 +163,37 @@ class TransformersPredictor:
                 tree.update(nid, token_ids=ids, token_offsets=self.offsets(ids, node.text),
                             token_logprobs=None, alternatives=None, model=self.model_id)
 
+    def _ours(self, node: Any) -> bool:
+        """Whether the node's token ids come from this model's tokenizer."""
+        return node.token_ids is not None and node.model in (None, self.model_id)
+
+    def _ids(self, node: Any) -> list[int]:
+        """Token ids of a node for this model. Nodes another model made keep their stored ids
+        and scores (marked with that model); for context they are re-tokenised here."""
+        if self._ours(node):
+            return node.token_ids  # type: ignore[no-any-return]
+        key = (node.id, node.text)
+        ids = self._foreign.get(key)
+        if ids is None:
+            if len(self._foreign) > 10000:
+                self._foreign.clear()
+            ids = self._foreign[key] = self.tokenize(node.text)
+        return ids
+
     def _context(self, tree: Tree, node_id: str, reserve: int = 0) -> _Context:
         """The KV cache and final logits of ``node_id``'s context, running only what is
         not cached. ``reserve`` positions are kept free for tokens to come."""
         path = tree.path(node_id)
         self._tokenise_path(tree, path)
         nodes = [tree.node(n) for n in path]
-        total = sum(n.n_tokens for n in nodes)
+        seg_ids = [self._ids(n) for n in nodes]
+        total = sum(map(len, seg_ids))
         room = self.context_window - reserve
         if room < 1:
             raise ModelError(f"{reserve} new tokens do not fit the model's window "
                              f"of {self.context_window}")
         if total > room:
-            return self._truncated_context(nodes, room)
+            return self._truncated_context(seg_ids, room)
         if total == 0:
             raise TreeError("the context is empty: give the root a prompt")
         # The longest prefix of the path whose slices are valid.
@@ -183,14 +202,14 @@ class TransformersPredictor:
         j = 0
         parent: str | None = None
         last_logits = None
-        for node in nodes:
-            s = self.store.valid(node.id, parent, start, node.token_ids or [])
-            if s is None or (node.n_tokens and s.last_logits is None):
+        for node, ids in zip(nodes, seg_ids, strict=True):
+            s = self.store.valid(node.id, parent, start, ids)
+            if s is None or (ids and s.last_logits is None):
                 break
             parts.append(s.kv)
             if s.last_logits is not None:
                 last_logits = s.last_logits
-            start += node.n_tokens
+            start += len(ids)
             parent = node.id
             j += 1
         if j == len(nodes):
@@ -198,33 +217,30 @@ class TransformersPredictor:
             assert last_logits is not None
             return _Context(to_cache(kv_concat(parts), reserve), start, last_logits, 0, True)
         self.store.stats.misses += 1
-        todo = [n for n in nodes[j:] if n.n_tokens]
-        ids = [t for n in todo for t in n.token_ids]  # type: ignore[union-attr]
-        cache = to_cache(kv_concat(parts), len(ids) + reserve)
+        run = [t for ids in seg_ids[j:] for t in ids]
+        cache = to_cache(kv_concat(parts), len(run) + reserve)
         logits, cache = self.adapter.forward(
-            torch.tensor([ids], device=self.device), cache, start)
-        self.store.stats.tokens_run += len(ids)
+            torch.tensor([run], device=self.device), cache, start)
+        self.store.stats.tokens_run += len(run)
         kv = from_cache(cache)
         logits = logits[0]
-        # Score tokens that have no log-probabilities yet (imported or retokenised nodes).
         prev = last_logits
         pos = 0
-        for node in nodes[j:]:
-            n = node.n_tokens
+        for node, ids in zip(nodes[j:], seg_ids[j:], strict=True):
+            n = len(ids)
+            parent = tree.parent(node.id)
             if n == 0:
-                self.store.put(node.id, tree.parent(node.id), [], start + pos, [], prev)
+                self.store.put(node.id, parent, [], start + pos, [], prev)
                 continue
             seg_logits = logits[pos : pos + n]
-            if node.token_logprobs is None or node.alternatives is None:
-                before = torch.cat([prev[None] if prev is not None else
-                                    torch.full_like(seg_logits[:1], float("nan")),
-                                    logits[max(pos - 1, 0): pos + n - 1] if pos else
-                                    seg_logits[:-1]])
-                self._fill_scores(tree, node.id, before, node.token_ids,  # type: ignore[arg-type]
+            # Score tokens that have no log-probabilities yet (imported or retokenised nodes).
+            if self._ours(node) and (node.token_logprobs is None or node.alternatives is None):
+                first = prev[None] if prev is not None else torch.full_like(
+                    seg_logits[:1], float("nan"))
+                self._fill_scores(tree, node.id, torch.cat([first, seg_logits[:-1]]), ids,
                                   first_unknown=prev is None)
-            self.store.put(node.id, tree.parent(node.id),
-                           kv_slice(kv, start + pos, start + pos + n), start + pos,
-                           node.token_ids or [], seg_logits[-1].clone())
+            self.store.put(node.id, parent, kv_slice(kv, start + pos, start + pos + n),
+                           start + pos, ids, seg_logits[-1].clone())
             prev = seg_logits[-1]
             pos += n
         return _Context(cache, start + pos, logits[-1].clone(), 0, True)
@@ -240,8 +256,8 @@ class TransformersPredictor:
             alts.ids[0], alts.texts[0], alts.logprobs[0] = [], [], []
         tree.update(node_id, token_logprobs=lps, alternatives=alts, model=self.model_id)
 
-    def _truncated_context(self, nodes: list[Any], room: int) -> _Context:
-        ids = [t for n in nodes for t in (n.token_ids or [])]
+    def _truncated_context(self, seg_ids: list[list[int]], room: int) -> _Context:
+        ids = [t for seg in seg_ids for t in seg]
         dropped = len(ids) - room
         ids = ids[dropped:]
         logits, cache = self.adapter.forward(torch.tensor([ids], device=self.device), None, 0)

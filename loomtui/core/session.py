@@ -85,8 +85,9 @@ def tree_to_json(tree: Tree) -> dict[str, Any]:
 
 
 def dumps(tree: Tree) -> bytes:
-    """The session as UTF-8 JSON bytes."""
-    return orjson.dumps(tree_to_json(tree))
+    """The session as UTF-8 JSON bytes (a consistent snapshot: holds the tree's lock)."""
+    with tree.lock:
+        return orjson.dumps(tree_to_json(tree))
 
 
 def save(tree: Tree, path: str | os.PathLike[str], *, backup: bool = True) -> Path:

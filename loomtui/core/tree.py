@@ -6,6 +6,7 @@ edit goes through :meth:`Tree._apply`, which records it for undo/redo.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,6 +53,8 @@ class Tree:
         self.modified = self.created
         self.history = History()
         self.revision = 0
+        self.lock = threading.RLock()
+        """Held while fields change (:meth:`update`) and while a session is serialised."""
         self._next_id = 0
         self._last_created = 0.0
         self._pending: Patch | None = None
@@ -220,11 +223,15 @@ class Tree:
         return node
 
     def update(self, node_id: str, **fields: Any) -> Node:
-        """Change fields that are not structure (distribution, scores): not an undo step."""
+        """Change fields that are not structure (distribution, scores): not an undo step.
+
+        Holds :attr:`lock`, so a save running in another thread never sees half an update.
+        """
         node = self.node(node_id)
-        for key, value in fields.items():
-            setattr(node, key, value)
-        self._touch()
+        with self.lock:
+            for key, value in fields.items():
+                setattr(node, key, value)
+            self._touch()
         return node
 
     def set_bookmark(self, node_id: str, on: bool) -> None:
