@@ -21,16 +21,25 @@ class CacheAdapter:
     def __init__(self, model: Any) -> None:
         params = inspect.signature(model.forward).parameters
         self.arg = "cache" if "cache" in params else "past_key_values"
+        self.can_keep = "logits_to_keep" in params
         self.model = model
 
     def forward(
-        self, input_ids: torch.Tensor, cache: Any, start: int
+        self, input_ids: torch.Tensor, cache: Any, start: int, keep: list[int] | None = None
     ) -> tuple[torch.Tensor, Any]:
         """Run ``input_ids`` ([batch, seq]) after a context held in ``cache`` (a transformers
         cache, see :func:`to_cache`) of length ``start``.
 
-        Returns the logits ([batch, seq, vocab], float32) and the grown cache.
+        Returns the logits ([batch, seq, vocab], float32) and the grown cache. With ``keep``
+        (positions within ``input_ids``), only those rows of logits are computed and returned:
+        the output projection is a large share of a small model's cost.
         """
+        extra: dict[str, Any] = {}
+        if keep is not None:
+            if self.can_keep:
+                extra["logits_to_keep"] = torch.tensor(keep, device=input_ids.device)
+            else:
+                extra["__slice__"] = keep
         if cache is None:
             cache = DynamicCache()
         seq = input_ids.shape[1]
@@ -40,9 +49,13 @@ class CacheAdapter:
             position_ids=positions.unsqueeze(0).expand(input_ids.shape[0], -1),
             use_cache=True,
             **{self.arg: cache},
+            **{k: v for k, v in extra.items() if k != "__slice__"},
         )
         new_cache = out.get(self.arg, out.past_key_values)
-        return out.logits.float(), new_cache
+        logits = out.logits.float()
+        if "__slice__" in extra:
+            logits = logits[:, extra["__slice__"]]
+        return logits, new_cache
 
 
 try:  # transformers 5.x: per-layer cache objects

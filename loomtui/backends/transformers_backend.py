@@ -218,9 +218,20 @@ class TransformersPredictor:
             return _Context(to_cache(kv_concat(parts), reserve), start, last_logits, 0, True)
         self.store.stats.misses += 1
         run = [t for ids in seg_ids[j:] for t in ids]
+        # Logits are needed at each node's last token, and everywhere in nodes still to score
+        # (imported or retokenised ones).
+        keep: list[int] = []
+        pos = 0
+        for node, ids in zip(nodes[j:], seg_ids[j:], strict=True):
+            if ids and self._needs_scores(node):
+                keep.extend(range(pos, pos + len(ids)))
+            elif ids:
+                keep.append(pos + len(ids) - 1)
+            pos += len(ids)
+        row = {p: i for i, p in enumerate(keep)}
         cache = to_cache(kv_concat(parts), len(run) + reserve)
         logits, cache = self.adapter.forward(
-            torch.tensor([run], device=self.device), cache, start)
+            torch.tensor([run], device=self.device), cache, start, keep)
         self.store.stats.tokens_run += len(run)
         kv = from_cache(cache)
         logits = logits[0]
@@ -232,18 +243,21 @@ class TransformersPredictor:
             if n == 0:
                 self.store.put(node.id, parent, [], start + pos, [], prev)
                 continue
-            seg_logits = logits[pos : pos + n]
-            # Score tokens that have no log-probabilities yet (imported or retokenised nodes).
-            if self._ours(node) and (node.token_logprobs is None or node.alternatives is None):
+            last = logits[row[pos + n - 1]]
+            if self._needs_scores(node):
+                seg_logits = logits[row[pos] : row[pos + n - 1] + 1]
                 first = prev[None] if prev is not None else torch.full_like(
                     seg_logits[:1], float("nan"))
                 self._fill_scores(tree, node.id, torch.cat([first, seg_logits[:-1]]), ids,
                                   first_unknown=prev is None)
             self.store.put(node.id, parent, kv_slice(kv, start + pos, start + pos + n),
-                           start + pos, ids, seg_logits[-1].clone())
-            prev = seg_logits[-1]
+                           start + pos, ids, last.clone())
+            prev = last
             pos += n
         return _Context(cache, start + pos, logits[-1].clone(), 0, True)
+
+    def _needs_scores(self, node: Any) -> bool:
+        return self._ours(node) and (node.token_logprobs is None or node.alternatives is None)
 
     def _fill_scores(self, tree: Tree, node_id: str, before: torch.Tensor, ids: list[int],
                      first_unknown: bool) -> None:
@@ -260,7 +274,8 @@ class TransformersPredictor:
         ids = [t for seg in seg_ids for t in seg]
         dropped = len(ids) - room
         ids = ids[dropped:]
-        logits, cache = self.adapter.forward(torch.tensor([ids], device=self.device), None, 0)
+        logits, cache = self.adapter.forward(torch.tensor([ids], device=self.device), None, 0,
+                                             [len(ids) - 1])
         self.store.stats.misses += 1
         self.store.stats.tokens_run += len(ids)
         return _Context(cache, len(ids), logits[0, -1].clone(), dropped, False)
