@@ -172,12 +172,25 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ model commands
+def session_model(name: str) -> str | None:
+    """The session's own model when it can be found here (so a session keeps growing with the
+    model that made it unless --model says otherwise), else None for the default."""
+    from loomtui.backends.models import resolve
+
+    try:
+        resolve(name)
+    except LoomError:
+        return None
+    return name
+
+
 def _predictor(args: argparse.Namespace, tree: Tree | None = None) -> Any:
     from loomtui.backends import load_predictor
 
     model = getattr(args, "model", None)
-    pred = load_predictor(model or (tree.model if tree else None), threads=args.threads,
-                          device=args.device)
+    if model is None and tree is not None and tree.model:
+        model = session_model(tree.model)
+    pred = load_predictor(model, threads=args.threads, device=args.device, dtype=args.dtype)
     if tree is not None and tree.model and tree.model != pred.model_id:
         print(f"loomtui: note: session was scored by {tree.model}; using {pred.model_id} "
               "(stored distributions keep the model that made them)", file=sys.stderr)
@@ -285,6 +298,7 @@ def _model_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory, cached hub id, GGUF file, or 'bard'")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
 
 
 def build_parser() -> argparse.ArgumentParser:
