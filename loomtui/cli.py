@@ -232,7 +232,7 @@ def cmd_expand(args: argparse.Namespace) -> int:
     nid = _node_id(tree, args.node)
     sampler = _sampler(args, tree)
     pred = _predictor(args, tree)
-    kids = expand(tree, pred, nid, sampler, seed=args.seed)
+    kids = expand(tree, pred, nid, sampler, seed=args.seed if args.seed is not None else tree.seed)
     _save(tree, args.session)
     for k in kids:
         print(k.id)

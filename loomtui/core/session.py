@@ -77,6 +77,7 @@ def tree_to_json(tree: Tree) -> dict[str, Any]:
         "graph": {
             "format": FORMAT, "version": VERSION, "root": tree.root_id,
             "selected": tree.selected, "model": tree.model, "sampler": tree.sampler.to_json(),
+            "seed": tree.seed,
             "created": tree.created, "modified": tree.modified,
         },
         "nodes": nodes,
@@ -459,6 +460,10 @@ def tree_from_json(data: object) -> Tree:
     if type(selected) is not str or selected not in ids:
         _fail(f"graph.selected names a node that does not exist: {selected!r:.30}")
     tree.selected = selected
+    seed = graph.get("seed")
+    if not (seed is None or type(seed) is int):
+        _fail("graph.seed must be an integer or null")
+    tree.seed = seed
     return tree
 
 

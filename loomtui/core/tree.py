@@ -49,6 +49,8 @@ class Tree:
         self.selected = root.id
         self.model = model
         self.sampler = sampler or Sampler()
+        self.seed: int | None = None
+        """Base seed for the next expansion (None: a fresh random seed each time)."""
         self.created = created if created is not None else time.time()
         self.modified = self.created
         self.history = History()
@@ -370,6 +372,13 @@ class Tree:
                 self._apply(Op("remove", chain[i], chain[i - 1], self._nodes[chain[i]]))
             self._set_op(node_id, fields)
         return self._nodes[node_id]
+
+    def set_sampler(self, sampler: Sampler, seed: int | None) -> None:
+        """Change the session's default sampler settings and base seed (saved, not undone)."""
+        with self.lock:
+            self.sampler = sampler.validated()
+            self.seed = seed
+            self._touch()
 
     def select(self, node_id: str) -> None:
         self.node(node_id)

@@ -1,0 +1,1 @@
+"""Modal screens: help, sampler settings, text prompts, confirmations."""

@@ -1,0 +1,489 @@
+"""Pilot tests of the app: every action, on the bundled model ("bard") or fixed data."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, OptionList, TextArea
+
+from loomtui.bench.synthetic import make_tree
+from loomtui.core import session
+from loomtui.core.grow import new_tree
+from loomtui.core.node import Sampler
+from loomtui.core.tree import Tree
+from loomtui.ui.app import LoomApp, new_session_path
+from loomtui.ui.demo import demo_tree
+from loomtui.ui.screens.help import HelpScreen
+from loomtui.ui.screens.prompt import ConfirmQuit, LinePrompt, TextPrompt
+from loomtui.ui.screens.sampler import SamplerScreen, parse_settings
+from loomtui.ui.widgets.tree_view import Line
+
+SIZE = (120, 36)
+
+
+@pytest.fixture(scope="module")
+def pred():
+    from loomtui.backends import load_predictor
+
+    return load_predictor("bard", threads=1)
+
+
+@pytest.fixture
+def bard_tree(pred) -> Tree:
+    tree = new_tree(pred, "ROMEO:\nBut soft, what light")
+    tree.sampler = Sampler(n=2, max_tokens=6)
+    return tree
+
+
+async def settle(pilot) -> None:
+    """Let workers finish and their messages be handled."""
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+# ---------------------------------------------------------------- layout and navigation
+async def test_main_screen_shows_tree_branch_and_distribution(bard_tree, pred, tmp_path):
+    app = LoomApp(tree=bard_tree, predictor=pred, path=tmp_path / "s.json")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        rows = app.dist_panel.rows()
+        assert len(rows) == 20
+        assert rows[0].split()[0] == "1" and rows[0].endswith("%")
+        assert "But soft, what light" in app.branch.plain()
+        assert app.tree_view.cursor_node is app.tree_view.root
+
+
+async def test_navigation_keys_and_history():
+    tree = demo_tree()
+    app = LoomApp(tree=tree)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert tree.selected == "4"
+        await pilot.press("h")
+        assert tree.selected == "1"
+        await pilot.press("left")
+        assert tree.selected == "0"
+        await pilot.press("l")
+        assert tree.selected == "1"
+        await pilot.press("j")
+        assert tree.selected == "2"
+        await pilot.press("k")
+        assert tree.selected == "1"
+        await pilot.press("right")
+        assert tree.selected == "4"
+        await pilot.press("g")
+        assert tree.selected == "0"
+        await pilot.press("G")
+        assert tree.selected == "4"
+        await pilot.press("less_than_sign")
+        assert tree.selected == "0"
+        await pilot.press("greater_than_sign")
+        assert tree.selected == "4"
+        await pilot.press("alt+left")
+        assert tree.selected == "0"
+        # arrows in the outline move line by line and select the line's node
+        app.tree_view.focus()
+        await pilot.press("down")
+        await pilot.pause()
+        assert tree.selected == "1"
+
+
+async def test_bookmarks_next_previous_and_toggle():
+    tree = demo_tree()
+    app = LoomApp(tree=tree)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g", "n")
+        assert tree.selected == "2"
+        await pilot.press("g", "l", "b")
+        assert tree.node("1").bookmarked
+        await pilot.press("g", "n")
+        assert tree.selected == "1"
+        await pilot.press("n")
+        assert tree.selected == "2"
+        await pilot.press("N")
+        assert tree.selected == "1"
+        await pilot.press("u")
+        assert not tree.node("1").bookmarked
+
+
+async def test_chains_are_one_line_and_track_the_selected_node():
+    tree = make_tree(5000, chain=True)
+    app = LoomApp(tree=tree)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("G")
+        await pilot.pause()
+        assert tree.selected == format(4999, "x")
+        line = app.tree_view.cursor_node.data
+        assert isinstance(line, Line) and len(line.chain) == 4999
+        assert "5000 nodes" in app.branch.border_subtitle
+        assert "earlier characters" in app.branch.plain()
+        for _ in range(20):
+            await pilot.press("h")
+        assert tree.depth(tree.selected) == 4979
+        assert line.focus == tree.selected
+        assert "·4979/4999" in str(app.tree_view.cursor_node.label)
+
+
+async def test_big_tree_opens_lazily_and_navigates():
+    tree = make_tree(10000)
+    app = LoomApp(tree=tree)
+    async with app.run_test(size=SIZE) as pilot:
+        assert len(app.tree_view._lines) < 100
+        await pilot.press("G")
+        leaf = tree.selected
+        assert tree.n_children(leaf) == 0
+        await pilot.press("h", "j", "l")
+        await pilot.pause()
+        assert tree.depth(tree.selected) == tree.depth(leaf)
+        assert tree.parent(tree.selected) != tree.parent(leaf)
+        assert app.tree_view.cursor_node.data.focus == tree.selected
+
+
+# ---------------------------------------------------------------- growing
+async def test_expand_streams_children_and_autosaves(bard_tree, pred, tmp_path):
+    path = tmp_path / "s.json"
+    bard_tree.sampler = Sampler(n=3, max_tokens=12)
+    app = LoomApp(tree=bard_tree, predictor=pred, path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        assert not app.generating
+        kids = bard_tree.children(bard_tree.root_id)
+        assert len(kids) == 3
+        assert all(bard_tree.node(k).origin == "sampled" for k in kids)
+        assert bard_tree.node(kids[0]).sampler == bard_tree.sampler
+        assert app.stream_updates >= 1
+        assert app.tree_view.pending_labels() == []
+        assert len(session.load(path)) == 4  # autosaved
+        await pilot.press("u")
+        assert len(bard_tree) == 1
+
+
+class SlowPredictor:
+    """The bundled model, slowed down per token (stands in for a big model)."""
+
+    def __init__(self, pred) -> None:
+        self._pred = pred
+
+    def __getattr__(self, name):
+        return getattr(self._pred, name)
+
+    def sample(self, tree, node_id, n, sampler, seed, on_token=None, cancel=None):
+        def slow(i, seg):
+            time.sleep(0.01)
+            if on_token is not None:
+                on_token(i, seg)
+
+        return self._pred.sample(tree, node_id, n, sampler, seed, on_token=slow, cancel=cancel)
+
+
+async def test_escape_cancels_and_keeps_partial_rollouts(bard_tree, pred):
+    bard_tree.sampler = Sampler(n=2, max_tokens=250)
+    app = LoomApp(tree=bard_tree, predictor=SlowPredictor(pred))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("space")
+        for _ in range(500):  # until the first streamed tokens arrive
+            await pilot.pause()
+            if app.stream is not None and sum(app.stream.tokens):
+                break
+        await pilot.press("escape")
+        await settle(pilot)
+        kids = bard_tree.children(bard_tree.root_id)
+        assert 1 <= len(kids) <= 2
+        assert all(0 < bard_tree.node(k).n_tokens < 250 for k in kids)
+
+
+async def test_pick_by_number_and_by_row(bard_tree, pred):
+    app = LoomApp(tree=bard_tree, predictor=pred)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        top = bard_tree.root.distribution.top
+        await pilot.press("2")
+        await settle(pilot)
+        child = bard_tree.node(bard_tree.selected)
+        assert child.origin == "picked" and child.token_ids == [top.ids[1]]
+        assert bard_tree.parent(child.id) == bard_tree.root_id
+        assert child.distribution is not None  # scored with the model
+        # choose a row in the distribution panel
+        await pilot.press("h")
+        app.query_one("#dist-list", OptionList).focus()
+        await pilot.press("down", "down", "enter")
+        await settle(pilot)
+        assert bard_tree.node(bard_tree.selected).token_ids == [top.ids[2]]
+        await pilot.press("u", "u")
+        assert len(bard_tree) == 1
+
+
+async def test_type_text_adds_a_scored_child(bard_tree, pred):
+    app = LoomApp(tree=bard_tree, predictor=pred)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("i")
+        assert isinstance(app.screen, LinePrompt)
+        app.screen.query_one(Input).value = " doth\\nshine"
+        await pilot.press("enter")
+        await settle(pilot)
+        node = bard_tree.node(bard_tree.selected)
+        assert node.origin == "typed" and node.text == " doth\nshine"
+        assert node.token_logprobs and all(lp is not None for lp in node.token_logprobs)
+
+
+async def test_branch_from_inside_a_segment_is_one_undo_step(bard_tree, pred):
+    bard_tree.sampler = Sampler(n=1, max_tokens=8)
+    app = LoomApp(tree=bard_tree, predictor=pred)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        nid = bard_tree.selected
+        node = bard_tree.node(nid)
+        n = node.n_tokens
+        assert n >= 4
+        await pilot.press("left_square_bracket", "left_square_bracket", "left_square_bracket")
+        assert app.token_cursor == n - 3
+        assert app.dist_panel.mode == "alternatives"
+        await pilot.press("shift+right")
+        assert app.token_cursor == n - 2
+        at = app.token_cursor
+        alts = node.alternatives[at]
+        rank = 2 if alts.ids[0] == node.token_ids[at] else 1
+        await pilot.press(str(rank))
+        await settle(pilot)
+        picked = bard_tree.node(bard_tree.selected)
+        assert picked.token_ids == [alts.ids[rank - 1]]
+        assert bard_tree.parent(picked.id) == nid
+        assert bard_tree.node(nid).n_tokens == at
+        assert len(bard_tree.children(nid)) == 2
+        size = len(bard_tree)
+        await pilot.press("u")
+        assert len(bard_tree) == size - 2
+        assert bard_tree.node(nid).n_tokens == n
+
+
+async def test_split_merge_delete_edit_note(bard_tree, pred):
+    bard_tree.sampler = Sampler(n=1, max_tokens=8)
+    app = LoomApp(tree=bard_tree, predictor=pred)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        await pilot.press("l")
+        nid = bard_tree.selected
+        text = bard_tree.node(nid).text
+        await pilot.press("x")  # no token cursor: a warning, nothing changes
+        assert len(bard_tree) == 2
+        await pilot.press("right_square_bracket", "right_square_bracket", "right_square_bracket")
+        await pilot.press("x")
+        assert len(bard_tree) == 3
+        assert bard_tree.node(nid).n_tokens == 2
+        await pilot.press("m")
+        assert len(bard_tree) == 2 and bard_tree.node(nid).text == text
+        # edit makes a fork
+        await pilot.press("c")
+        assert isinstance(app.screen, TextPrompt)
+        app.screen.query_one(TextArea).text = " is the east"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        fork = bard_tree.node(bard_tree.selected)
+        assert fork.origin == "edited" and fork.text == " is the east"
+        assert len(bard_tree.children(bard_tree.root_id)) == 2
+        await settle(pilot)  # scores the edited text
+        # note
+        await pilot.press("a")
+        app.screen.query_one(Input).value = "good one"
+        await pilot.press("enter")
+        assert bard_tree.node(fork.id).note == "good one"
+        # delete, undo, redo
+        await pilot.press("d")
+        assert fork.id not in bard_tree
+        await pilot.press("ctrl+z")
+        assert fork.id in bard_tree and bard_tree.selected == fork.id
+        await pilot.press("ctrl+y")
+        assert fork.id not in bard_tree
+        await pilot.press("U")  # nothing left to redo
+        assert fork.id not in bard_tree
+        await pilot.press("g", "d")  # the root cannot be deleted
+        assert app.last_error and "root" in app.last_error
+
+
+async def test_order_and_colour_toggles():
+    tree = demo_tree()
+    app = LoomApp(tree=tree)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("g")
+        by_created = tree.children("0")
+        await pilot.press("o")
+        assert app.order == "probability"
+        await pilot.press("l")
+        assert tree.selected == tree.children("0", "probability")[0]
+        heads = [c.data.head for c in app.tree_view.root.children]
+        assert heads == tree.children("0", "probability")
+        assert sorted(heads) == sorted(by_created)
+        assert app.colour == "probability"
+        for mode in ("entropy", "surprise", "off", "probability"):
+            await pilot.press("v")
+            assert app.colour == mode
+
+
+# ---------------------------------------------------------------- settings and files
+async def test_sampler_settings_validate_and_are_saved(tmp_path):
+    tree = demo_tree()
+    path = tmp_path / "s.json"
+    app = LoomApp(tree=tree, path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("s")
+        assert isinstance(app.screen, SamplerScreen)
+        app.screen.query_one("#f-top_p", Input).value = "1.5"
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, SamplerScreen)
+        assert "top-p" in str(app.screen.query_one("#sampler-error").render())
+        app.screen.query_one("#f-top_p", Input).value = "0.9"
+        app.screen.query_one("#f-n", Input).value = "5"
+        app.screen.query_one("#f-seed", Input).value = "42"
+        app.screen.query_one("#f-stop", Input).value = "\\n,END"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert not isinstance(app.screen, SamplerScreen)
+        assert tree.sampler.top_p == 0.9 and tree.sampler.n == 5
+        assert tree.sampler.stop == ("\n", "END") and tree.seed == 42
+    saved = session.load(path)
+    assert saved.sampler.n == 5 and saved.seed == 42  # remembered in the session
+
+
+def test_parse_settings_messages():
+    base = Sampler()
+    values = {"n": "2", "max_tokens": "x", "temperature": "1", "top_p": "1", "top_k": "0",
+              "min_p": "0", "seed": "", "stop": ""}
+    with pytest.raises(ValueError, match="max tokens must be a whole number"):
+        parse_settings(values, base)
+    values["max_tokens"] = "0"
+    with pytest.raises(ValueError, match="max tokens must be >= 1"):
+        parse_settings(values, base)
+
+
+async def test_save_save_as_open_and_unreadable_file(tmp_path):
+    tree = demo_tree()
+    first = tmp_path / "a.json"
+    app = LoomApp(tree=tree, path=first, autosave=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        assert app.dirty
+        await pilot.press("ctrl+s")
+        assert not app.dirty and session.load(first).node("4").bookmarked
+        await pilot.press("W")
+        second = tmp_path / "b.json"
+        app.screen.query_one(Input).value = str(second)
+        await pilot.press("enter")
+        assert app.path == second and second.exists()
+        bad = tmp_path / "bad.json"
+        bad.write_text("{not json")
+        await pilot.press("ctrl+o")
+        app.screen.query_one(Input).value = str(bad)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.last_error and "not valid JSON" in app.last_error
+        assert app.loom is tree  # still running on the same session
+        other = make_tree(30)
+        session.save(other, tmp_path / "c.json")
+        await pilot.press("O")
+        app.screen.query_one(Input).value = str(tmp_path / "c.json")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert len(app.loom) == 30 and app.path == tmp_path / "c.json"
+
+
+async def test_quit_asks_when_unsaved_and_not_when_autosaved(tmp_path):
+    app = LoomApp(tree=demo_tree(), autosave=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b", "q")
+        assert isinstance(app.screen, ConfirmQuit)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ConfirmQuit)
+        await pilot.press("q", "d")
+    assert app.return_code == 0
+
+    path = tmp_path / "auto.json"
+    tree = demo_tree()
+    app = LoomApp(tree=tree, path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b", "h", "q")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmQuit)
+    saved = session.load(path)
+    assert saved.node("4").bookmarked and saved.selected == "1"
+
+
+async def test_help_screen_and_command_palette():
+    tree = demo_tree()
+    app = LoomApp(tree=tree)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("e")  # keys of the main screen do not leak through
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"colour")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.colour == "entropy"
+
+
+async def test_no_model_errors_are_notifications():
+    app = LoomApp(tree=demo_tree())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e")
+        assert app.last_error and "no model" in app.last_error
+        assert app._notifications
+        await pilot.press("h")  # still running
+        assert app.loom.selected == "1"
+
+
+async def test_model_loads_in_a_worker(tmp_path):
+    app = LoomApp(path=tmp_path / "new.json", prompt="Hello there", model="bard",
+                  load_model=True, threads=1)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.model_state in ("loading model…", "ready")
+        await settle(pilot)
+        assert app.model_state == "ready" and app.pred.model_id == "bard"
+        assert app.loom.root.distribution is not None
+        assert len(app.dist_panel.rows()) == 20
+    assert session.load(tmp_path / "new.json").root.text == "Hello there"
+
+
+async def test_model_failure_is_reported(tmp_path):
+    app = LoomApp(tree=demo_tree(), model=str(tmp_path / "missing-model"), load_model=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert app.model_state == "no model"
+        assert app.last_error
+        assert "\n" not in app.last_error
+
+
+async def test_new_session_asks_for_a_prompt(tmp_path):
+    path = new_session_path(tmp_path / "sessions")
+    assert path.parent == tmp_path / "sessions" and path.suffix == ".json"
+    app = LoomApp(path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        assert isinstance(app.screen, LinePrompt)
+        app.screen.query_one(Input).value = "Once upon a time"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.loom is not None and app.loom.root.text == "Once upon a time"
+    data = json.loads(Path(path).read_text())
+    assert data["graph"]["root"] == "0"
