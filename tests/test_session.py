@@ -119,9 +119,11 @@ def test_format_is_node_link_json(tmp_path: Path) -> None:
     assert set(doc["nodes"][0]) == {
         "id", "text", "origin", "token_ids", "token_offsets", "token_logprobs", "alternatives",
         "distribution", "sampler", "seed", "model", "created", "bookmarked", "note", "tags"}
+    # Token texts are written once per model in graph.vocab, not with every choice.
     assert doc["nodes"][1]["alternatives"] == {
-        "ids": [[11, 13], [12, 14]], "texts": [[" a", " the"], [" time", " day"]],
-        "logprobs": [[-0.5, -1.2], [-1.0, -1.9]]}
+        "ids": [[11, 13], [12, 14]], "logprobs": [[-0.5, -1.2], [-1.0, -1.9]]}
+    assert {g["vocab"]["bard"][k] for k in ("11", "13", "12", "14")} == {
+        " a", " the", " time", " day"}
     assert doc["nodes"][1]["distribution"]["top"]["ids"] == [7, 8]
 
     with path.open(encoding="utf-8") as f:
@@ -346,14 +348,27 @@ BAD: list[tuple[str, bytes | Mut, list[str]]] = [
     ("logprobs-without-ids", _set("nodes", 3, "token_logprobs", value=[]),
      ["token_logprobs must have one entry per token"]),
     ("alternatives-rows", _alt_drop_row, ["node 'a'", "alternatives must have one row per token"]),
-    ("alternatives-row-length", lambda d: d["nodes"][1]["alternatives"]["texts"][0].pop(),
+    ("alternatives-row-length", lambda d: d["nodes"][1]["alternatives"]["logprobs"][0].pop(),
      ["node 'a'", "alternatives[0] must be lists of one length"]),
     ("alternatives-row-not-list", _set("nodes", 1, "alternatives", "ids", 1, value=12),
-     ["alternatives[1] must be lists of one length"]),
+     ["alternatives: every row must be a list"]),
     ("alternatives-id-type", _set("nodes", 1, "alternatives", "ids", 1, 0, value="12"),
-     ["alternatives[1]: token ids must be integers"]),
-    ("alternatives-text-type", _set("nodes", 1, "alternatives", "texts", 0, 1, value=3),
+     ["alternatives: token id '12' has no text in graph.vocab"]),
+    ("alternatives-unknown-id", _set("nodes", 1, "alternatives", "ids", 1, 0, value=99999),
+     ["alternatives: token id 99999 has no text in graph.vocab"]),
+    ("alternatives-text-type", _set("nodes", 1, "alternatives", "texts",
+                                    value=[[" a", 3], [" time", " day"]]),
      ["alternatives[0]: token texts must be strings"]),
+    ("alternatives-inline-row-length", _set("nodes", 1, "alternatives", "texts",
+                                            value=[[" a"], [" time", " day"]]),
+     ["alternatives[0] must be lists of one length"]),
+    ("vocab-not-object", _set("graph", "vocab", value=[]), ["graph.vocab must be an object"]),
+    ("vocab-text-type", _set("graph", "vocab", "bard", "11", value=11),
+     ["graph.vocab['bard'] must map token ids to texts"]),
+    ("vocab-key", _set("graph", "vocab", "bard", "x", value="x"),
+     ["graph.vocab['bard'] has a key that is not a token id"]),
+    ("vocab-missing", _del("graph", "vocab"),
+     ["has no texts and graph.vocab has no table for its model"]),
     ("alternatives-logprob-type", _set("nodes", 1, "alternatives", "logprobs", 0, 0, value=None),
      ["alternatives[0]: logprobs must be numbers"]),
     ("alternatives-not-object", _set("nodes", 1, "alternatives", value=[1, 2]),

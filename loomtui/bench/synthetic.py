@@ -13,7 +13,13 @@ _WORDS = [" the", " of", " and", " to", " thou", " love", " king", "\n", ",", " 
 
 def _choices(rng: random.Random, k: int) -> Choices:
     lps = sorted((round(-rng.expovariate(0.5), 5) for _ in range(k)), reverse=True)
-    return Choices([rng.randrange(8192) for _ in lps], [rng.choice(_WORDS) for _ in lps], lps)
+    ids = [rng.randrange(8192) for _ in lps]
+    return Choices(ids, [_text(i) for i in ids], lps)
+
+
+def _text(token_id: int) -> str:
+    """A token's text: a function of its id, as with a real tokenizer."""
+    return _WORDS[token_id % len(_WORDS)] + ("" if token_id < len(_WORDS) else str(token_id)[-1])
 
 
 def make_node(rng: random.Random, nid: str, tokens: int = 8, top: int = 20, alts: int = 5,

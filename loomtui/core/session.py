@@ -28,9 +28,52 @@ FORMAT = "loomtui-session"
 VERSION = 1
 
 
-def node_to_json(n: Node, samplers: dict[Sampler, dict[str, Any]] | None = None) -> dict[str, Any]:
+class _Writer:
+    """Per-save state: serialised samplers shared between nodes, and each model's vocabulary.
+
+    Token texts repeat across millions of choices; each model's id -> text table is written
+    once under ``graph.vocab`` and choices carry only ids and log-probabilities. Choices whose
+    texts disagree with the table (or have no model) keep their texts inline.
+    """
+
+    def __init__(self) -> None:
+        self.samplers: dict[Sampler, dict[str, Any]] = {}
+        self.vocab: dict[str, dict[int, str]] = {}
+
+    def sampler(self, s: Sampler) -> dict[str, Any]:
+        out = self.samplers.get(s)
+        if out is None:
+            out = self.samplers[s] = s.to_json()
+        return out
+
+    def _fits(self, model: str | None, ids: list[int], texts: list[str]) -> bool:
+        if model is None:
+            return False
+        table = self.vocab.setdefault(model, {})
+        return list(map(table.setdefault, ids, texts)) == texts
+
+    def choices(self, model: str | None, c: Choices) -> dict[str, Any]:
+        if self._fits(model, c.ids, c.texts):
+            return {"ids": c.ids, "logprobs": c.logprobs}
+        return {"ids": c.ids, "texts": c.texts, "logprobs": c.logprobs}
+
+    def alternatives(self, model: str | None, a: Alternatives) -> dict[str, Any]:
+        if model is not None and self._fits(
+                model, list(chain.from_iterable(a.ids)), list(chain.from_iterable(a.texts))):
+            return {"ids": a.ids, "logprobs": a.logprobs}
+        return {"ids": a.ids, "texts": a.texts, "logprobs": a.logprobs}
+
+    def vocab_json(self) -> dict[str, dict[str, str]]:
+        return {m: {str(i): t for i, t in table.items()} for m, table in self.vocab.items()}
+
+
+def node_to_json(n: Node, w: _Writer | None = None) -> dict[str, Any]:
+    """One node as JSON (with ``w``, token texts may be left to the session's vocabulary)."""
     d = n.distribution
     a = n.alternatives
+    if w is None:
+        return {**node_to_json(n, _Inline()), "sampler": None if n.sampler is None
+                else n.sampler.to_json()}
     return {
         "id": n.id,
         "text": n.text,
@@ -38,14 +81,12 @@ def node_to_json(n: Node, samplers: dict[Sampler, dict[str, Any]] | None = None)
         "token_ids": n.token_ids,
         "token_offsets": n.token_offsets,
         "token_logprobs": n.token_logprobs,
-        "alternatives": None if a is None else {
-            "ids": a.ids, "texts": a.texts, "logprobs": a.logprobs},
+        "alternatives": None if a is None else w.alternatives(n.model, a),
         "distribution": None if d is None else {
-            "top": {"ids": d.top.ids, "texts": d.top.texts, "logprobs": d.top.logprobs},
+            "top": w.choices(d.model, d.top),
             "entropy": d.entropy, "mass": d.mass, "model": d.model,
         },
-        "sampler": None if n.sampler is None else (
-            n.sampler.to_json() if samplers is None else _sampler_json(n.sampler, samplers)),
+        "sampler": None if n.sampler is None else w.sampler(n.sampler),
         "seed": n.seed,
         "model": n.model,
         "created": n.created,
@@ -55,19 +96,19 @@ def node_to_json(n: Node, samplers: dict[Sampler, dict[str, Any]] | None = None)
     }
 
 
-def _sampler_json(s: Sampler, cache: dict[Sampler, dict[str, Any]]) -> dict[str, Any]:
-    out = cache.get(s)
-    if out is None:
-        out = cache[s] = s.to_json()
-    return out
+class _Inline(_Writer):
+    """Writes every token text inline (for a node on its own)."""
+
+    def _fits(self, model: str | None, ids: list[int], texts: list[str]) -> bool:
+        return False
 
 
 def tree_to_json(tree: Tree) -> dict[str, Any]:
     nodes = []
     edges = []
-    samplers: dict[Sampler, dict[str, Any]] = {}
+    w = _Writer()
     for nid, _ in tree.iter_preorder():
-        nodes.append(node_to_json(tree.node(nid), samplers))
+        nodes.append(node_to_json(tree.node(nid), w))
         parent = tree.parent(nid) if nid != tree.root_id else None
         if parent is not None:
             edges.append({"source": parent, "target": nid})
@@ -78,6 +119,7 @@ def tree_to_json(tree: Tree) -> dict[str, Any]:
             "format": FORMAT, "version": VERSION, "root": tree.root_id,
             "selected": tree.selected, "model": tree.model, "sampler": tree.sampler.to_json(),
             "seed": tree.seed,
+            "vocab": w.vocab_json(),
             "created": tree.created, "modified": tree.modified,
         },
         "nodes": nodes,
@@ -173,14 +215,30 @@ _SCALARS = {int, float, str, bool, type(None)}
 _OPT_NUM = {int, float, type(None)}
 
 
-def _columns(where: str, raw: object) -> tuple[list[Any], list[Any], list[Any]]:
+def _columns(where: str, raw: object, table: dict[int, str] | None, rows: bool = False
+             ) -> tuple[list[Any], list[Any], list[Any], bool]:
+    """(ids, texts, logprobs, whether the texts came from the vocabulary table)."""
     if type(raw) is not dict:
         _fail(f"{where} must be an object with ids, texts and logprobs lists")
     ids, texts, lps = raw.get("ids"), raw.get("texts"), raw.get("logprobs")  # type: ignore[union-attr]
+    looked_up = False
+    if texts is None and type(ids) is list:
+        if table is None:
+            _fail(f"{where} has no texts and graph.vocab has no table for its model")
+        try:
+            if rows:
+                if not set(map(type, ids)) <= {list}:
+                    _fail(f"{where}: every row must be a list")
+                texts = [list(map(table.__getitem__, row)) for row in ids]
+            else:
+                texts = list(map(table.__getitem__, ids))
+        except (KeyError, TypeError) as exc:
+            _fail(f"{where}: token id {exc} has no text in graph.vocab")
+        looked_up = True
     if type(ids) is not list or type(texts) is not list or type(lps) is not list or not (
             len(ids) == len(texts) == len(lps)):
         _fail(f"{where} needs ids, texts and logprobs lists of one length")
-    return ids, texts, lps  # type: ignore[return-value]
+    return ids, texts, lps, looked_up  # type: ignore[return-value]
 
 
 def _check_row(where: str, ids: object, texts: object, lps: object) -> None:
@@ -213,15 +271,18 @@ class _Bulk:
 
     def ok(self) -> bool:
         flat = chain.from_iterable
-        for ids, texts, lps in self.rows:
-            if not (set(map(type, ids)) | set(map(type, texts)) | set(map(type, lps))) <= {list}:
-                return False
-            lens = list(map(len, ids))
-            if lens != list(map(len, texts)) or lens != list(map(len, lps)):
-                return False
-            self.ints.append(list(flat(ids)))
-            self.strs.append(list(flat(texts)))
-            self.nums.append(list(flat(lps)))
+        id_rows = list(flat(r[0] for r in self.rows))
+        text_rows = list(flat(r[1] for r in self.rows))
+        lp_rows = list(flat(r[2] for r in self.rows))
+        if not (set(map(type, id_rows)) | set(map(type, text_rows))
+                | set(map(type, lp_rows))) <= {list}:
+            return False
+        lens = list(map(len, id_rows))
+        if lens != list(map(len, text_rows)) or lens != list(map(len, lp_rows)):
+            return False
+        self.ints.extend(id_rows)
+        self.strs.extend(text_rows)
+        self.nums.extend(lp_rows)
         return (
             set(map(type, flat(self.ints))) <= {int}
             and set(map(type, flat(self.nats))) <= {int}
@@ -232,20 +293,22 @@ class _Bulk:
         )
 
 
-def _parse_choices(where: str, raw: object, bulk: _Bulk | None) -> Choices:
-    ids, texts, lps = _columns(where, raw)
+def _parse_choices(where: str, raw: object, bulk: _Bulk | None, table: dict[int, str] | None
+                   ) -> Choices:
+    ids, texts, lps, looked_up = _columns(where, raw, table)
     if bulk is None:
         _check_row(where, ids, texts, lps)
     else:
         bulk.ints.append(ids)
-        bulk.strs.append(texts)
+        if not looked_up:
+            bulk.strs.append(texts)
         bulk.nums.append(lps)
     return Choices(ids, texts, lps)
 
 
-def _parse_alternatives(where: str, raw: object, n_tokens: int, bulk: _Bulk | None
-                        ) -> Alternatives:
-    ids, texts, lps = _columns(where, raw)
+def _parse_alternatives(where: str, raw: object, n_tokens: int, bulk: _Bulk | None,
+                        table: dict[int, str] | None) -> Alternatives:
+    ids, texts, lps, _ = _columns(where, raw, table, rows=True)
     if len(ids) != n_tokens:
         _fail(f"{where} must have one row per token")
     if bulk is None:
@@ -292,8 +355,8 @@ def _sampler_key(raw: object) -> tuple[Any, ...] | None:
     return (tuple(items), None if stop is None else tuple(map(repr, stop)))
 
 
-def _parse_node(raw: object, index: int, samplers: dict[Any, Sampler], bulk: _Bulk | None
-                ) -> Node:
+def _parse_node(raw: object, index: int, samplers: dict[Any, Sampler], bulk: _Bulk | None,
+                vocab: dict[str, dict[int, str]]) -> Node:
     if type(raw) is not dict:
         _fail(f"node #{index} is not an object")
     r: dict[str, Any] = raw  # type: ignore[assignment]
@@ -337,11 +400,15 @@ def _parse_node(raw: object, index: int, samplers: dict[Any, Sampler], bulk: _Bu
             _fail(f"{w}: token_logprobs must be a list of numbers or nulls")
         if ids is None or len(lps) != len(ids):
             _fail(f"{w}: token_logprobs must have one entry per token")
+    model = r.get("model")
+    if not (model is None or type(model) is str):
+        _fail(f"{w}: model must be a string or null")
     alts = r.get("alternatives")
     if alts is not None:
         if ids is None:
             _fail(f"{w}: alternatives given without token_ids")
-        alts = _parse_alternatives(f"{w}: alternatives", alts, len(ids), bulk)
+        alts = _parse_alternatives(f"{w}: alternatives", alts, len(ids), bulk,
+                                   vocab.get(model))  # type: ignore[arg-type]
     dist = r.get("distribution")
     if dist is not None:
         if type(dist) is not dict:
@@ -350,7 +417,8 @@ def _parse_node(raw: object, index: int, samplers: dict[Any, Sampler], bulk: _Bu
         if not _opt_num(ent) or not _is_num(mass) or not (dmodel is None or type(dmodel) is str):
             _fail(f"{w}: distribution needs numeric entropy and mass, and a string model")
         dist = Distribution(
-            _parse_choices(f"{w}: distribution.top", dist.get("top"), bulk),
+            _parse_choices(f"{w}: distribution.top", dist.get("top"), bulk,
+                           vocab.get(dmodel)),  # type: ignore[arg-type]
             None if ent is None else float(ent), float(mass), dmodel)
     sampler = r.get("sampler")
     if sampler is not None:
@@ -361,11 +429,9 @@ def _parse_node(raw: object, index: int, samplers: dict[Any, Sampler], bulk: _Bu
             if key is not None:
                 samplers[key] = cached
         sampler = cached
-    seed, model, created = r.get("seed"), r.get("model"), r.get("created", 0.0)
+    seed, created = r.get("seed"), r.get("created", 0.0)
     if not (seed is None or type(seed) is int):
         _fail(f"{w}: seed must be an integer or null")
-    if not (model is None or type(model) is str):
-        _fail(f"{w}: model must be a string or null")
     if not _is_num(created):
         _fail(f"{w}: created must be a number (seconds since the epoch)")
     bookmarked, note, tags = r.get("bookmarked", False), r.get("note", ""), r.get("tags", [])
@@ -381,6 +447,21 @@ def _parse_node(raw: object, index: int, samplers: dict[Any, Sampler], bulk: _Bu
         sampler=sampler, seed=seed, model=model, created=float(created),  # type: ignore[arg-type]
         bookmarked=bookmarked, note=note, tags=tags,
     )
+
+
+def _parse_vocab(raw: object) -> dict[str, dict[int, str]]:
+    """graph.vocab: {model: {"token id": "token text"}} -> {model: {id: text}}."""
+    if type(raw) is not dict:
+        _fail("graph.vocab must be an object")
+    out: dict[str, dict[int, str]] = {}
+    for model, table in raw.items():  # type: ignore[union-attr]
+        if type(table) is not dict or not set(map(type, table.values())) <= {str}:
+            _fail(f"graph.vocab[{model!r:.30}] must map token ids to texts")
+        try:
+            out[model] = {int(k): v for k, v in table.items()}
+        except ValueError:
+            _fail(f"graph.vocab[{model!r:.30}] has a key that is not a token id")
+    return out
 
 
 def tree_from_json(data: object) -> Tree:
@@ -408,10 +489,11 @@ def tree_from_json(data: object) -> Tree:
         _fail("edges must be a list")
     samplers: dict[Any, Sampler] = {}
     bulk = _Bulk()
-    nodes = [_parse_node(r, i, samplers, bulk) for i, r in enumerate(raw_nodes)]
+    vocab = _parse_vocab(graph.get("vocab", {}))
+    nodes = [_parse_node(r, i, samplers, bulk, vocab) for i, r in enumerate(raw_nodes)]
     if not bulk.ok():  # find and name the culprit
         for i, r in enumerate(raw_nodes):
-            _parse_node(r, i, samplers, None)
+            _parse_node(r, i, samplers, None, vocab)
         _fail("a token list holds a value of the wrong type")
     ids = {n.id for n in nodes}
     if len(ids) != len(nodes):
@@ -506,12 +588,18 @@ def load(path: str | os.PathLike[str]) -> Tree:
 
 @contextmanager
 def _no_gc() -> Iterator[None]:
-    """Pause the cyclic GC: parsing builds millions of acyclic lists, and the collector's
-    repeated full passes over them made loading superlinear (1.8 s instead of 0.2 s at 10k)."""
+    """Pause the cyclic GC while a session is parsed, then freeze what it built.
+
+    Parsing builds millions of acyclic lists and objects. With the collector running, its
+    repeated full passes made loading superlinear; and on re-enabling it, the first
+    collection would still walk every new object (0.2 s at 10k nodes). ``gc.freeze`` moves
+    them out of the collector's sight; they are still freed by reference counting.
+    """
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if was:
             gc.enable()
