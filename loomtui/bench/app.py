@@ -16,6 +16,20 @@ import time
 SIZE = (140, 40)
 
 
+def _as_opened(tree):
+    """The tree as the app gets it from a session file: saved and loaded again (loading also
+    moves the parsed objects out of the cyclic GC's sight, as a real session's are)."""
+    import tempfile
+    from pathlib import Path
+
+    from loomtui.core import session
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.json"
+        session.save(tree, path)
+        return session.load(path)
+
+
 def _summary(name: str, samples: list[float], target_ms: float | None = None) -> str:
     ms = sorted(1000 * s for s in samples)
     p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
@@ -77,7 +91,7 @@ async def bench_big_tree(n: int = 10000, presses: int = 300) -> None:
     from loomtui.bench.synthetic import make_tree
     from loomtui.ui.app import LoomApp
 
-    tree = make_tree(n)
+    tree = _as_opened(make_tree(n))
     t0 = time.perf_counter()
     app = LoomApp(tree=tree, autosave=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -95,7 +109,7 @@ async def bench_deep_chain(n: int = 5000) -> None:
     from loomtui.bench.synthetic import make_tree
     from loomtui.ui.app import LoomApp
 
-    tree = make_tree(n, chain=True)
+    tree = _as_opened(make_tree(n, chain=True))
     t0 = time.perf_counter()
     app = LoomApp(tree=tree, autosave=False)
     async with app.run_test(size=SIZE) as pilot:

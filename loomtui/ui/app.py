@@ -46,7 +46,7 @@ from loomtui.ui.path_cache import PathCache
 from loomtui.ui.screens.help import HelpScreen
 from loomtui.ui.screens.prompt import ConfirmQuit, LinePrompt, TextPrompt
 from loomtui.ui.screens.sampler import SamplerScreen
-from loomtui.ui.widgets.branch_view import BranchView, branch_text
+from loomtui.ui.widgets.branch_view import MAX_CHARS, BranchView, branch_text
 from loomtui.ui.widgets.distribution_panel import DistributionPanel
 from loomtui.ui.widgets.info_bar import InfoBar, node_info
 from loomtui.ui.widgets.tree_view import Line, LoomTree
@@ -313,8 +313,12 @@ class LoomApp(App[int]):
         assert self.loom is not None
         window = getattr(self.pred, "context_window", None)
         self.paths.get(self.loom, self.loom.selected)
+        # Draw only what can be on screen: wrapped lines hold at most `width` characters, so
+        # width x height characters before the end fill the view (rendering dominated moves).
+        size = self.branch.content_size
+        visible = size.width * size.height if size.width and size.height else MAX_CHARS
         text, summary = branch_text(self.loom, self.paths, self.colour, self.token_cursor,
-                                    window)
+                                    window, max_chars=max(200, min(MAX_CHARS, visible)))
         self.branch.show(text, summary)
 
     def show_predictor(self) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from rich.style import Style
-from rich.text import Text
 from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.style import Style as TStyle
 from textual.widgets import Static
 
 from loomtui.core.tree import Tree
@@ -17,11 +20,12 @@ MAX_CHARS = 2400
 SELECTED = Style(bgcolor="#2b3350")
 CURSOR = Style(reverse=True, bold=True)
 OUTSIDE = Style(dim=True, strike=True)
+HIDDEN = Style(dim=True, italic=True)
 WINDOW_MARK = Style(color="#ff79c6", bold=True)
 
 
 def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
-                window: int | None, max_chars: int = MAX_CHARS) -> tuple[Text, str]:
+                window: int | None, max_chars: int = MAX_CHARS) -> tuple[Content, str]:
     """(the styled tail of the branch in ``cache``, a one-line summary of the branch)."""
     path = cache.path
     total = cache.tokens[-1]
@@ -33,9 +37,9 @@ def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
     hidden = cache.chars[first - 1] if first else 0
     tok_index = cache.tokens[first - 1] if first else 0
     nodes = [tree.node(n) for n in path[first:]]
-    out = Text()
+    out = _Spans()
     if hidden:
-        out.append(f"… {hidden:,} earlier characters\n", style="dim italic")
+        out.append(f"… {hidden:,} earlier characters\n", style=HIDDEN)
     last = len(nodes) - 1
     run: list[str] = []
     run_style: Style | None = None
@@ -72,7 +76,27 @@ def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
     summary = f"{len(path)} nodes · {total:,} tokens"
     if outside:
         summary += f" · {outside:,} outside the {window:,}-token window"
-    return out, summary
+    return out.content(), summary
+
+
+@lru_cache(maxsize=512)
+def _textual_style(style: Style | None) -> TStyle | None:
+    return None if style is None else TStyle.from_rich_style(style)
+
+
+class _Spans:
+    """Collects (text, style) runs and assembles a Textual ``Content`` directly: converting a
+    Rich ``Text`` span by span at every redraw was a large share of a keypress."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, TStyle] | str] = []
+
+    def append(self, text: str, style: Style | None = None) -> None:
+        ts = _textual_style(style)
+        self.parts.append(text if ts is None else (text, ts))
+
+    def content(self) -> Content:
+        return Content.assemble(*self.parts)
 
 
 class BranchView(VerticalScroll, can_focus=False):
@@ -81,7 +105,7 @@ class BranchView(VerticalScroll, can_focus=False):
     def compose(self):  # type: ignore[override]
         yield Static(id="branch-text")
 
-    def show(self, text: Text, summary: str) -> None:
+    def show(self, text: Content, summary: str) -> None:
         self.border_subtitle = summary
         self.query_one("#branch-text", Static).update(text)
         self.call_after_refresh(self.scroll_end, animate=False)
