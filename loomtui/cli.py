@@ -138,7 +138,9 @@ def cmd_tree(args: argparse.Namespace) -> int:
         else:
             marks = ("*" if n.bookmarked else " ") + (">" if nid == tree.selected else " ")
             indent = "  " * min(rel, 40) if rel <= 40 else f"{'  ' * 40}[{rel}] "
-            print(f"{indent}{nid} {marks}{n.origin[:4]:4s} {_prob(n.logprob())} "
+            lp = n.logprob()
+            mean = lp / n.n_tokens if lp is not None and n.n_tokens else None
+            print(f"{indent}{nid} {marks}{n.origin[:4]:4s} {_prob(mean)} "
                   f"{_short(n.text)!s}")
         stack.extend((k, depth + 1) for k in reversed(tree.children(nid, args.order)))
     return 0
@@ -319,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_show)
 
-    p = sub.add_parser("tree", help="an outline of the tree")
+    p = sub.add_parser("tree", help="an outline of the tree (id, marks, origin, per-token "
+                                     "probability as a geometric mean, text)")
     p.add_argument("session")
     p.add_argument("--node", help="outline only this subtree")
     p.add_argument("--max-depth", type=int)

@@ -128,7 +128,8 @@ def test_tree_json_max_depth_node_and_order(scored_session: Path,
 
     rc, stdout, _ = run(capsys, "tree", scored_session, "--node", "1", "--max-depth", "0")
     assert rc == 0
-    assert lines(stdout) == [f"1   samp {100 * math.exp(tree.node('1').logprob()):5.1f}% "
+    one = tree.node("1")  # the geometric-mean probability of its tokens
+    assert lines(stdout) == [f"1   samp {100 * math.exp(one.logprob() / one.n_tokens):5.1f}% "
                              f"{tree.node('1').text.replace(chr(10), '⏎')}"]
 
 

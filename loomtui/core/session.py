@@ -146,6 +146,7 @@ def save(tree: Tree, path: str | os.PathLike[str], *, backup: bool = True) -> Pa
         directory.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
         try:
+            os.chmod(tmp, _file_mode(path))
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()
@@ -162,6 +163,17 @@ def save(tree: Tree, path: str | os.PathLike[str], *, backup: bool = True) -> Pa
     except orjson.JSONEncodeError as exc:  # e.g. a lone surrogate, or an integer over 64 bits
         raise SessionError(path, f"cannot save: {exc}") from None
     return path
+
+
+def _file_mode(path: Path) -> int:
+    """The mode a saved session gets: the old file's, or the usual one under the umask
+    (``mkstemp`` would leave it readable by its owner only)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _backup(path: Path) -> None:
