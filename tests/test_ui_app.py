@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, OptionList, TextArea
+from textual.widgets import Input, TextArea
 
 from loomtui.bench.synthetic import make_tree
 from loomtui.core import session
@@ -19,6 +19,7 @@ from loomtui.ui.demo import demo_tree
 from loomtui.ui.screens.help import HelpScreen
 from loomtui.ui.screens.prompt import ConfirmQuit, LinePrompt, TextPrompt
 from loomtui.ui.screens.sampler import SamplerScreen, parse_settings
+from loomtui.ui.widgets.distribution_panel import TokenList
 from loomtui.ui.widgets.tree_view import Line
 
 SIZE = (120, 36)
@@ -214,7 +215,7 @@ async def test_pick_by_number_and_by_row(bard_tree, pred):
         assert child.distribution is not None  # scored with the model
         # choose a row in the distribution panel
         await pilot.press("h")
-        app.query_one("#dist-list", OptionList).focus()
+        app.query_one("#dist-list", TokenList).focus()
         await pilot.press("down", "down", "enter")
         await settle(pilot)
         assert bard_tree.node(bard_tree.selected).token_ids == [top.ids[2]]

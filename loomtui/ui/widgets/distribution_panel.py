@@ -3,19 +3,83 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
 from textual.message import Message
-from textual.widgets import OptionList, Static
-from textual.widgets.option_list import Option
+from textual.widgets import Static
 
 from loomtui.core.node import Choices, Distribution
 from loomtui.ui.format import bar, percent, visible
 
 BAR_WIDTH = 10
 TOKEN_WIDTH = 12
+
+
+class TokenList(Static, can_focus=True):
+    """The ranked rows: one Static drawing all of them (redrawn per selection, so it must be
+    cheap: an ``OptionList`` rebuilt 20 options and cost a third of a keypress).
+
+    up/down move the highlight, enter or a click picks a row.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "move(-1)", "Up", show=False),
+        Binding("down", "move(1)", "Down", show=False),
+        Binding("enter", "pick", "Pick", show=False, tooltip="Add the highlighted token"),
+    ]
+
+    class Chosen(Message):
+        def __init__(self, rank: int) -> None:
+            super().__init__()
+            self.rank = rank
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("", **kwargs)  # type: ignore[arg-type]
+        self.rows: list[Content] = []
+        self.highlighted = 0
+
+    def set_rows(self, rows: list[Content]) -> None:
+        self.rows = rows
+        self.highlighted = 0
+        self._draw()
+
+    def _draw(self) -> None:
+        lines = [
+            row.stylize("reverse") if i == self.highlighted and self.has_focus else row
+            for i, row in enumerate(self.rows)
+        ]
+        self.update(Content("\n").join(lines) if lines else "", layout=False)
+
+    def on_focus(self) -> None:
+        self._draw()
+
+    def on_blur(self) -> None:
+        self._draw()
+
+    def action_move(self, step: int) -> None:
+        if self.rows:
+            self.highlighted = max(0, min(len(self.rows) - 1, self.highlighted + step))
+            self._draw()
+            top, height = self.scroll_offset.y, self.scrollable_content_region.height
+            if self.highlighted < top:
+                self.scroll_to(y=self.highlighted, animate=False)
+            elif height and self.highlighted >= top + height:
+                self.scroll_to(y=self.highlighted - height + 1, animate=False)
+
+    def action_pick(self) -> None:
+        if self.rows:
+            self.post_message(self.Chosen(self.highlighted + 1))
+
+    def on_click(self, event: events.Click) -> None:
+        row = event.y + self.scroll_offset.y
+        if 0 <= row < len(self.rows):
+            self.highlighted = row
+            self.post_message(self.Chosen(row + 1))
 
 
 class DistributionPanel(Vertical):
@@ -35,7 +99,7 @@ class DistributionPanel(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="dist-title")
-        yield OptionList(id="dist-list")
+        yield TokenList(id="dist-list")
         yield Static("", id="dist-stats")
 
     def _fill(self, title: str, choices: Choices, stats: str, current: int | None = None) -> None:
@@ -51,11 +115,8 @@ class DistributionPanel(Vertical):
                 (f"{rank:>2} ", "dim"),
                 (shown.ljust(TOKEN_WIDTH), "bold underline" if tid == current else "bold"),
                 " ", (bar(math.exp(lp), BAR_WIDTH), "#56b6c2"), f" {percent(lp)}")
-            options.append(Option(row, id=f"r{rank}"))
-        ol = self.query_one("#dist-list", OptionList)
-        ol.set_options(options)
-        if options:
-            ol.highlighted = 0
+            options.append(row)
+        self.query_one("#dist-list", TokenList).set_rows(options)
 
     def show_distribution(self, node_label: str, dist: Distribution) -> None:
         self.mode = "distribution"
@@ -77,14 +138,12 @@ class DistributionPanel(Vertical):
         self.choices = Choices()
         self.query_one("#dist-title", Static).update(title, layout=False)
         self.query_one("#dist-stats", Static).update(message, layout=False)
-        self.query_one("#dist-list", OptionList).clear_options()
+        self.query_one("#dist-list", TokenList).set_rows([])
 
     def rows(self) -> list[str]:
         """The rows as plain text (for tests)."""
-        ol = self.query_one("#dist-list", OptionList)
-        return [str(ol.get_option_at_index(i).prompt) for i in range(ol.option_count)]
+        return [row.plain for row in self.query_one("#dist-list", TokenList).rows]
 
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+    def on_token_list_chosen(self, event: TokenList.Chosen) -> None:
         event.stop()
-        if event.option.id:
-            self.post_message(self.Picked(int(event.option.id[1:])))
+        self.post_message(self.Picked(event.rank))
