@@ -275,3 +275,21 @@ def test_pick_by_text_must_be_one_token(fresh):
         grow.pick(tree, fresh, tree.root_id, token_text="notwithstanding whereupon")
     child = grow.pick(tree, fresh, tree.root_id, token_text=" the")
     assert child.text == " the" and child.origin == "picked"
+
+
+def test_adopt_skips_a_node_changed_since_sampling(fresh):
+    tree = grow.new_tree(fresh, PROMPT)
+    seg = fresh.sample(tree, tree.root_id, 1, Sampler(max_tokens=8), 3)[0]
+    node = tree.add_child(tree.root_id, grow.node_from_segment(tree, seg, "sampled", "bard"))
+    tree.split(node.id, at_token=3)  # the node now holds 3 tokens, the KV covers 8
+    fresh.adopt(tree, node.id, seg)
+    assert node.id not in fresh.store
+    want = full_logprobs(fresh, tree.context_ids(node.id))
+    assert torch.allclose(cached_logprobs(fresh, tree, node.id), want, atol=1e-4)
+
+
+def test_store_refuses_a_slice_that_does_not_cover_the_tokens():
+    store = KVStore()
+    t = torch.zeros(1, 1, 4, 2)
+    store.put("a", None, [(t, t)], 0, [1, 2, 3])
+    assert "a" not in store

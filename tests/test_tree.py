@@ -699,3 +699,17 @@ def test_deep_chain_edit_and_session_round_trip(deep: Tree, tmp_path) -> None:
     assert session.tree_to_json(loaded) == session.tree_to_json(deep)
     assert loaded.depth(loaded.selected) == 40000
     assert loaded.context_text(f"n{DEEP - 1}") == deep.context_text(f"n{DEEP - 1}")
+
+
+def test_merge_across_models_drops_token_ids_for_retokenising() -> None:
+    root = Node(id="r", text="A", origin="prompt", token_ids=[1], token_offsets=[0],
+                model="m1")
+    tree = Tree(root)
+    tree.add_child("r", Node(id="b", text=" b", origin="sampled", token_ids=[2],
+                             token_offsets=[0], model="m1", created=1.0))
+    tree.add_child("b", Node(id="c", text=" c", origin="sampled", token_ids=[3],
+                             token_offsets=[0], model="m2", created=2.0))
+    merged = tree.merge("b")
+    assert merged.text == " b c" and merged.token_ids is None
+    tree.undo()
+    assert tree.node("b").token_ids == [2] and tree.node("c").token_ids == [3]

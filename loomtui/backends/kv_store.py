@@ -74,6 +74,8 @@ class KVStore:
 
     def put(self, node_id: str, parent: str | None, kv: KV, start: int, ids: list[int],
             last_logits: torch.Tensor | None = None) -> None:
+        if kv and kv[0][0].shape[2] != len(ids):
+            return  # a slice must cover exactly the node's tokens
         if node_id in self.slices:
             self.drop(node_id)
         nbytes = kv_bytes(kv) + (last_logits.numel() * 4 if last_logits is not None else 0)

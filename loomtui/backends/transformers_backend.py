@@ -150,8 +150,15 @@ class TransformersPredictor:
         if isinstance(handle, _Handle):
             with self.lock:
                 node = tree.node(node_id)
-                self.store.put(node_id, tree.parent(node_id), handle.kv, handle.start,
-                               self._ids(node), handle.last_logits)
+                ids = self._ids(node)
+                parent = tree.parent(node_id)
+                # Only if the node still holds exactly those tokens at that position (it may
+                # have been split or moved while this waited for the lock).
+                if (ids == list(segment.token_ids) and parent is not None
+                        and sum(len(self._ids(tree.node(n))) for n in tree.path(parent))
+                        == handle.start):
+                    self.store.put(node_id, parent, handle.kv, handle.start, ids,
+                                   handle.last_logits)
         segment.handle = None
 
     def _tokenise_path(self, tree: Tree, path: list[str]) -> None:
@@ -237,9 +244,9 @@ class TransformersPredictor:
         logits = logits[0]
         prev = last_logits
         pos = 0
-        for node, ids in zip(nodes[j:], seg_ids[j:], strict=True):
+        for k, (node, ids) in enumerate(zip(nodes[j:], seg_ids[j:], strict=True), start=j):
             n = len(ids)
-            parent = tree.parent(node.id)
+            parent = path[k - 1] if k else None  # the parent this KV was computed under
             if n == 0:
                 self.store.put(node.id, parent, [], start + pos, [], prev)
                 continue

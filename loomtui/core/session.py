@@ -562,7 +562,7 @@ def tree_from_json(data: object) -> Tree:
 
 
 def loads(text: str | bytes, source: object = "<string>") -> Tree:
-    with _no_gc():
+    with _no_gc(freeze=True):
         return _loads(text, source)
 
 
@@ -599,19 +599,21 @@ def load(path: str | os.PathLike[str]) -> Tree:
 
 
 @contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic GC while a session is parsed, then freeze what it built.
+def _no_gc(freeze: bool = False) -> Iterator[None]:
+    """Pause the cyclic GC while a session is parsed or written.
 
-    Parsing builds millions of acyclic lists and objects. With the collector running, its
-    repeated full passes made loading superlinear; and on re-enabling it, the first
-    collection would still walk every new object (0.2 s at 10k nodes). ``gc.freeze`` moves
-    them out of the collector's sight; they are still freed by reference counting.
+    Parsing builds millions of acyclic lists and objects; with the collector running, its
+    repeated full passes made loading superlinear. After a load (``freeze``), the first
+    collection would still walk every new object (0.2 s at 10k nodes): ``gc.freeze`` moves
+    them out of the collector's sight (they are still freed by reference counting). Saves
+    do not freeze, which would keep any garbage cycles of the moment forever.
     """
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
+        if freeze:
+            gc.freeze()
         if was:
             gc.enable()

@@ -337,7 +337,9 @@ class Tree:
             raise TreeError(f"node {node_id} does not have exactly one child; nothing to merge")
         nodes = [self._nodes[n] for n in chain]
         text = "".join(n.text for n in nodes)
-        tokenised = all(n.token_ids is not None and n.token_offsets is not None for n in nodes)
+        # Token ids only concatenate within one tokenizer: mixed models are retokenised later.
+        tokenised = len({n.model for n in nodes} - {None}) <= 1 and all(
+            n.token_ids is not None and n.token_offsets is not None for n in nodes)
         fields: dict[str, Any] = dict(
             text=text, token_ids=None, token_offsets=None, token_logprobs=None, alternatives=None,
             distribution=nodes[-1].distribution, bookmarked=any(n.bookmarked for n in nodes),

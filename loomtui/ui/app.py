@@ -185,6 +185,13 @@ class LoomApp(App[int]):
 
     def set_tree(self, tree: Tree, path: Path | None) -> None:
         """Show another tree (new or opened): the one place the outline is rebuilt."""
+        self._job += 1  # results of jobs started on the previous tree are dropped
+        self._computing.clear()
+        if self.generating:
+            if self._cancel is not None:
+                self._cancel.set()
+            self.generating = False
+            self.stream = None
         self.loom = tree
         self.path = path
         self.saved_revision = tree.revision
@@ -346,10 +353,24 @@ class LoomApp(App[int]):
                 panel.show_message(f"Next token after {nid}", "computing…")
             if nid not in self._computing:
                 self._computing.add(nid)
-                self._compute_distribution(nid)
+                self._compute_distribution(nid, self.stamp(nid))
+
+    def stamp(self, node_id: str) -> tuple[Tree | None, str]:
+        """What a worker's result for ``node_id`` depends on: this session, and the node's
+        context as it is now (ids repeat across sessions, and split/merge change contexts)."""
+        tree = self.loom
+        return tree, tree.context_text(node_id) if tree is not None else ""
+
+    def still_valid(self, stamp: Any, node_id: str) -> bool:
+        """Whether a result stamped before its worker ran still applies to ``node_id``."""
+        if stamp is None:
+            return True
+        tree, context = stamp
+        return (tree is self.loom and tree is not None and node_id in tree
+                and tree.context_text(node_id) == context)
 
     @work(thread=True, group="distribution", exit_on_error=False)
-    def _compute_distribution(self, node_id: str) -> None:
+    def _compute_distribution(self, node_id: str, stamp: Any = None) -> None:
         tree, pred = self.loom, self.pred
         if tree is None or pred is None:
             return
@@ -362,14 +383,18 @@ class LoomApp(App[int]):
                 dist = pred.distribution(tree, node_id, 20)
         except Exception as exc:
             self.post_message(TaskFailed("distribution", one_line(exc)))
-            self.post_message(DistributionReady(node_id, None))
+            self.post_message(DistributionReady(node_id, None, stamp))
             return
-        self.post_message(DistributionReady(node_id, dist))
+        self.post_message(DistributionReady(node_id, dist, stamp))
 
     def on_distribution_ready(self, message: DistributionReady) -> None:
         self._computing.discard(message.node_id)
         tree = self.loom
         if tree is None or message.node_id not in tree or message.distribution is None:
+            return
+        if not self.still_valid(message.stamp, message.node_id):
+            if tree.selected == message.node_id:  # computed for an old context: again
+                self.show_predictor()
             return
         tree.update(message.node_id, distribution=message.distribution)
         if tree.selected == message.node_id:
@@ -607,11 +632,12 @@ class LoomApp(App[int]):
         self.tree_view.show_pending(tree.selected, sampler.n)
         self.update_status()
         self.refresh_bindings()
-        self._expand(self._job, tree.selected, sampler, seed, self._cancel)
+        self._expand(self._job, tree.selected, sampler, seed, self._cancel,
+                     self.stamp(tree.selected))
 
     @work(thread=True, exclusive=True, group="expand", exit_on_error=False)
     def _expand(self, job: int, node_id: str, sampler: Sampler, seed: int,
-                cancel: threading.Event) -> None:
+                cancel: threading.Event, stamp: Any = None) -> None:
         tree, pred = self.loom, self.pred
         assert tree is not None and pred is not None
         texts = [""] * sampler.n
@@ -632,7 +658,9 @@ class LoomApp(App[int]):
         except Exception as exc:
             self.post_message(TaskFailed("expand", one_line(exc)))
             segs = []
-        self.post_message(ExpandDone(job, node_id, segs, sampler, cancel.is_set()))
+        done = ExpandDone(job, node_id, segs, sampler, cancel.is_set())
+        done.stamp = stamp
+        self.post_message(done)
 
     def on_expand_progress(self, message: ExpandProgress) -> None:
         if message.job != self._job or not self.generating:
@@ -651,9 +679,9 @@ class LoomApp(App[int]):
         tree, pred = self.loom, self.pred
         assert tree is not None
         segs = [s for s in message.segments if s.token_ids]
-        if message.node_id not in tree:
+        if not self.still_valid(message.stamp, message.node_id):
             if segs:
-                self.notify("the expanded node was deleted; rollouts discarded",
+                self.notify("the expanded node was deleted or changed; rollouts discarded",
                             severity="warning")
             self.after_change(None)
             return
@@ -702,7 +730,8 @@ class LoomApp(App[int]):
             return
         if not self.need_model():
             return
-        self._score(tree.selected, "picked", token_ids=[dist.top.ids[rank - 1]])
+        self._score(tree.selected, "picked", token_ids=[dist.top.ids[rank - 1]],
+                    stamp=self.stamp(tree.selected))
 
     def action_type_text(self) -> None:
         tree = self.loom
@@ -713,14 +742,14 @@ class LoomApp(App[int]):
 
         def done(text: str | None) -> None:
             if text:
-                self._score(nid, "typed", text=_unescape(text))
+                self._score(nid, "typed", text=_unescape(text), stamp=self.stamp(nid))
 
         self.push_screen(LinePrompt(f"Type text to add after node {nid}",
                                     hint="enter: add · \\n: newline · esc: cancel"), done)
 
     @work(thread=True, group="score", exit_on_error=False)
     def _score(self, node_id: str, origin: str, *, token_ids: list[int] | None = None,
-               text: str | None = None) -> None:
+               text: str | None = None, stamp: Any = None) -> None:
         tree, pred = self.loom, self.pred
         assert tree is not None and pred is not None
         try:
@@ -730,13 +759,14 @@ class LoomApp(App[int]):
             self.post_message(TaskFailed("pick" if origin == "picked" else "type",
                                          one_line(exc)))
             return
-        self.post_message(Scored(node_id, seg, origin))
+        self.post_message(Scored(node_id, seg, origin, stamp))
 
     def on_scored(self, message: Scored) -> None:
         tree, pred = self.loom, self.pred
         assert tree is not None
-        if message.node_id not in tree:
-            self.notify("the parent node was deleted", severity="warning")
+        if not self.still_valid(message.stamp, message.node_id):
+            self.notify("the parent node was deleted or changed; nothing added",
+                        severity="warning")
             return
 
         def add(t: Tree) -> Node:

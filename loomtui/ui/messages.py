@@ -26,10 +26,12 @@ class ModelFailed(Message):
 class DistributionReady(Message):
     """The next-token distribution of ``node_id`` was computed (None: skipped or failed)."""
 
-    def __init__(self, node_id: str, distribution: Distribution | None) -> None:
+    def __init__(self, node_id: str, distribution: Distribution | None,
+                 stamp: Any = None) -> None:
         super().__init__()
         self.node_id = node_id
         self.distribution = distribution
+        self.stamp = stamp
 
 
 @dataclass
@@ -60,16 +62,18 @@ class ExpandDone(Message):
         self.segments = segments
         self.sampler = sampler
         self.cancelled = cancelled
+        self.stamp: Any = None
 
 
 class Scored(Message):
     """A picked token or typed text was scored: add it as a child of ``node_id``."""
 
-    def __init__(self, node_id: str, segment: Segment, origin: str) -> None:
+    def __init__(self, node_id: str, segment: Segment, origin: str, stamp: Any = None) -> None:
         super().__init__()
         self.node_id = node_id
         self.segment = segment
         self.origin = origin
+        self.stamp = stamp
 
 
 class TaskFailed(Message):
