@@ -542,27 +542,24 @@ class LoomApp(App[int]):
     def action_previous_bookmark(self) -> None:
         self._bookmark(-1)
 
-    def action_back(self) -> None:
+    def _travel(self, source: list[str], dest: list[str]) -> None:
+        """Step through selection history: pop ``source`` (skipping deleted nodes), and push
+        the current node on ``dest``."""
         tree = self.loom
         assert tree is not None
-        while self.back and self.back[-1] not in tree:
-            self.back.pop()
-        if not self.back:
+        while source and source[-1] not in tree:
+            source.pop()
+        if not source:
             self.bell()
             return
-        self.forward.append(tree.selected)
-        self.select(self.back.pop(), record=False)
+        dest.append(tree.selected)
+        self.select(source.pop(), record=False)
+
+    def action_back(self) -> None:
+        self._travel(self.back, self.forward)
 
     def action_forward(self) -> None:
-        tree = self.loom
-        assert tree is not None
-        while self.forward and self.forward[-1] not in tree:
-            self.forward.pop()
-        if not self.forward:
-            self.bell()
-            return
-        self.back.append(tree.selected)
-        self.select(self.forward.pop(), record=False)
+        self._travel(self.forward, self.back)
 
     @on(LoomTree.NodeHighlighted)
     def _line_highlighted(self, event: LoomTree.NodeHighlighted[Any]) -> None:
