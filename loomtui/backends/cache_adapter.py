@@ -18,11 +18,16 @@ KV = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 class CacheAdapter:
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, lean: bool = True) -> None:
         params = inspect.signature(model.forward).parameters
         self.arg = "cache" if "cache" in params else "past_key_values"
         self.can_keep = "logits_to_keep" in params
         self.model = model
+        self.lean = None
+        if lean:
+            from loomtui.backends.lean_forward import lean_forward
+
+            self.lean = lean_forward(model)
 
     def forward(
         self, input_ids: torch.Tensor, cache: Any, start: int, keep: list[int] | None = None
@@ -34,6 +39,8 @@ class CacheAdapter:
         (positions within ``input_ids``), only those rows of logits are computed and returned:
         the output projection is a large share of a small model's cost.
         """
+        if self.lean is not None:
+            return self.lean(input_ids, cache, start, keep)
         extra: dict[str, Any] = {}
         if keep is not None:
             if self.can_keep:
@@ -67,26 +74,36 @@ except ImportError:  # pragma: no cover - transformers 4.x
 if DynamicLayer is not None:
 
     class ReservedLayer(DynamicLayer):  # type: ignore[misc,valid-type]
-        """A cache layer with room reserved ahead, written in place.
+        """A cache layer over preallocated buffers, written in place.
 
         ``DynamicLayer`` concatenates the whole cache at every decoding step (O(context) copies
-        per token); this one writes each step into a preallocated buffer and hands attention a
-        view, doubling the buffer only when it runs out.
+        per token); this one writes each step into its buffer and hands attention a view,
+        doubling the buffer only when it runs out. The buffer may be shared (the predictor's
+        hot context): positions before ``n`` are never written.
         """
 
-        def __init__(self, keys: torch.Tensor, values: torch.Tensor, reserve: int) -> None:
+        def __init__(self, kbuf: torch.Tensor, vbuf: torch.Tensor, n: int) -> None:
             super().__init__()
-            n = keys.shape[-2]
-            shape = (*keys.shape[:-2], n + max(reserve, 1), keys.shape[-1])
-            self._kbuf = keys.new_empty(shape)
-            self._vbuf = values.new_empty((*shape[:-1], values.shape[-1]))
-            self._kbuf[..., :n, :] = keys
-            self._vbuf[..., :n, :] = values
-            self._n = n
-            self.device = keys.device
-            self.keys = self._kbuf[..., :n, :]
-            self.values = self._vbuf[..., :n, :]
+            self._kbuf, self._vbuf, self._n = kbuf, vbuf, n
+            self.device = kbuf.device
+            self.keys = kbuf[..., :n, :]
+            self.values = vbuf[..., :n, :]
             self.is_initialized = True
+
+        @classmethod
+        def holding(cls, keys: torch.Tensor, values: torch.Tensor,
+                    reserve: int = 0) -> ReservedLayer:
+            """A layer holding a copy of ``keys``/``values`` with ``reserve`` positions free."""
+            n = keys.shape[-2]
+            kbuf = keys.new_empty((*keys.shape[:-2], n + max(reserve, 1), keys.shape[-1]))
+            vbuf = values.new_empty((*values.shape[:-2], n + max(reserve, 1), values.shape[-1]))
+            kbuf[..., :n, :] = keys
+            vbuf[..., :n, :] = values
+            return cls(kbuf, vbuf, n)
+
+        @property
+        def buffers(self) -> tuple[torch.Tensor, torch.Tensor]:
+            return self._kbuf, self._vbuf
 
         def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
                    **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,19 +122,51 @@ if DynamicLayer is not None:
             self.keys = self._kbuf[..., :end, :]
             self.values = self._vbuf[..., :end, :]
             return self.keys, self.values
+else:  # pragma: no cover - transformers 4.x
+    ReservedLayer = None  # type: ignore[assignment,misc]
+
+Buffers = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def to_cache(kv: KV, reserve: int = 0) -> DynamicCache | None:
-    """A transformers cache holding ``kv``, with room for ``reserve`` more positions."""
-    if not kv:
+def buffers(parts: list[KV], capacity: int, batch: int = 1) -> Buffers:
+    """Per-layer key and value buffers of ``capacity`` positions (and ``batch`` rows) holding
+    ``parts`` one after another from position 0, each part broadcast to the batch: one copy."""
+    parts = [p for p in parts if p and kv_len(p)]
+    if not parts:
+        return []
+    out = []
+    for i, (k0, v0) in enumerate(parts[0]):
+        kbuf = k0.new_empty((batch, k0.shape[1], capacity, k0.shape[3]))
+        vbuf = v0.new_empty((batch, v0.shape[1], capacity, v0.shape[3]))
+        pos = 0
+        for p in parts:
+            k, v = p[i]
+            n = k.shape[2]
+            kbuf[:, :, pos : pos + n] = k
+            vbuf[:, :, pos : pos + n] = v
+            pos += n
+        out.append((kbuf, vbuf))
+    return out
+
+
+def over(bufs: Buffers, n: int) -> DynamicCache | None:
+    """A transformers cache over ``bufs`` whose first ``n`` positions are filled."""
+    if not bufs:
         return None
     cache = DynamicCache()
-    if DynamicLayer is not None and hasattr(cache, "layers"):
-        cache.layers = [ReservedLayer(k, v, reserve) for k, v in kv]
+    if ReservedLayer is not None and hasattr(cache, "layers"):
+        cache.layers = [ReservedLayer(k, v, n) for k, v in bufs]
         return cache
-    for i, (k, v) in enumerate(kv):
-        cache.update(k, v, i)
+    for i, (k, v) in enumerate(bufs):  # pragma: no cover - transformers 4.x
+        cache.update(k[:, :, :n], v[:, :, :n], i)
     return cache
+
+
+def to_cache(kv: KV, reserve: int = 0, batch: int = 1) -> DynamicCache | None:
+    """A transformers cache holding a copy of ``kv`` (broadcast to ``batch`` rows), with room
+    for ``reserve`` more positions."""
+    n = kv_len(kv)
+    return over(buffers([kv], n + max(reserve, 1), batch), n)
 
 
 def from_cache(cache: Any) -> KV:
@@ -142,20 +191,3 @@ def kv_slice(kv: KV, start: int, stop: int, row: int | None = None) -> KV:
                 for k, v in kv]
     return [(k[row : row + 1, :, start:stop].contiguous(),
              v[row : row + 1, :, start:stop].contiguous()) for k, v in kv]
-
-
-def kv_concat(parts: list[KV]) -> KV:
-    parts = [p for p in parts if p and kv_len(p)]
-    if not parts:
-        return []
-    if len(parts) == 1:
-        return parts[0]
-    return [
-        (torch.cat([p[i][0] for p in parts], dim=2), torch.cat([p[i][1] for p in parts], dim=2))
-        for i in range(len(parts[0]))
-    ]
-
-
-def kv_repeat(kv: KV, n: int) -> KV:
-    return [(k.expand(n, -1, -1, -1).contiguous(), v.expand(n, -1, -1, -1).contiguous())
-            for k, v in kv]

@@ -16,14 +16,16 @@ import torch
 
 from loomtui.backends.cache_adapter import (
     KV,
+    Buffers,
     CacheAdapter,
+    ReservedLayer,
+    buffers,
     from_cache,
-    kv_concat,
-    kv_repeat,
     kv_slice,
+    over,
     to_cache,
 )
-from loomtui.backends.kv_store import KVStore
+from loomtui.backends.kv_store import KVStore, Slice
 from loomtui.backends.sampling import draw, filtered_logprobs, generator
 from loomtui.core.errors import ModelError, TreeError
 from loomtui.core.node import Alternatives, Choices, Distribution, Sampler
@@ -44,6 +46,16 @@ class _Context:
 
 
 @dataclass(slots=True)
+class _Hot:
+    """The last context assembled for the model: its buffers and the store slices laid out in
+    them from position 0. The next context on the same path (a sibling, a child) copies only the
+    slices that differ, and the model writes its new tokens straight after them."""
+
+    bufs: Buffers
+    slices: list[Slice]
+
+
+@dataclass(slots=True)
 class _Handle:
     kv: KV
     start: int
@@ -54,7 +66,8 @@ class TransformersPredictor:
     """Predictor over a loaded transformers model and tokenizer."""
 
     def __init__(self, model: Any, tokenizer: Any, model_id: str, *,
-                 kv_budget_bytes: int = 256 * 2**20, alternatives: int = 5) -> None:
+                 kv_budget_bytes: int = 256 * 2**20, alternatives: int = 5,
+                 lean: bool = True) -> None:
         self.model = model
         self.tok = tokenizer
         self.model_id = model_id
@@ -63,11 +76,12 @@ class TransformersPredictor:
                                   or getattr(cfg, "n_positions", 2048))
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
         self.device = next(model.parameters()).device
-        self.adapter = CacheAdapter(model)
+        self.adapter = CacheAdapter(model, lean=lean)
         self.store = KVStore(kv_budget_bytes)
         self.n_alternatives = alternatives
         self.eos_ids = self._eos_ids()
         self.lock = threading.RLock()
+        self._hot: _Hot | None = None
         self._pieces: dict[int, str] = {}
         self._foreign: dict[tuple[str, str], list[int]] = {}
 
@@ -128,7 +142,7 @@ class TransformersPredictor:
 
     def distribution(self, tree: Tree, node_id: str, top_k: int = 20) -> Distribution:
         with self.lock, torch.inference_mode():
-            ctx = self._context(tree, node_id)
+            ctx = self._context(tree, node_id, want_cache=False)
             return self._distribution(ctx.last_logits, top_k)
 
     def token_logprob(self, tree: Tree, node_id: str, token_id: int) -> float:
@@ -136,7 +150,7 @@ class TransformersPredictor:
             raise TreeError(
                 f"token id {token_id} is outside the vocabulary (0..{self.vocab_size - 1})")
         with self.lock, torch.inference_mode():
-            ctx = self._context(tree, node_id)
+            ctx = self._context(tree, node_id, want_cache=False)
             return float(torch.log_softmax(ctx.last_logits, -1)[token_id])
 
     # ------------------------------------------------------------ context and cache
@@ -187,9 +201,11 @@ class TransformersPredictor:
             ids = self._foreign[key] = self.tokenize(node.text)
         return ids
 
-    def _context(self, tree: Tree, node_id: str, reserve: int = 0) -> _Context:
+    def _context(self, tree: Tree, node_id: str, reserve: int = 0,
+                 want_cache: bool = True) -> _Context:
         """The KV cache and final logits of ``node_id``'s context, running only what is
-        not cached. ``reserve`` positions are kept free for tokens to come."""
+        not cached. ``reserve`` positions are kept free for tokens to come. Without
+        ``want_cache`` a fully cached context returns its logits only (no cache is built)."""
         path = tree.path(node_id)
         self._tokenise_path(tree, path)
         nodes = [tree.node(n) for n in path]
@@ -204,25 +220,25 @@ class TransformersPredictor:
         if total == 0:
             raise TreeError("the context is empty: give the root a prompt")
         # The longest prefix of the path whose slices are valid.
-        parts: list[KV] = []
+        parts: list[Slice] = []
         start = 0
-        j = 0
         parent: str | None = None
         last_logits = None
         for node, ids in zip(nodes, seg_ids, strict=True):
             s = self.store.valid(node.id, parent, start, ids)
             if s is None or (ids and s.last_logits is None):
                 break
-            parts.append(s.kv)
+            parts.append(s)
             if s.last_logits is not None:
                 last_logits = s.last_logits
             start += len(ids)
             parent = node.id
-            j += 1
+        j = len(parts)
         if j == len(nodes):
             self.store.stats.hits += 1
             assert last_logits is not None
-            return _Context(to_cache(kv_concat(parts), reserve), start, last_logits, 0, True)
+            cache = self._assemble(parts, start, reserve) if want_cache else None
+            return _Context(cache, start, last_logits, 0, True)
         self.store.stats.misses += 1
         run = [t for ids in seg_ids[j:] for t in ids]
         # Logits are needed at each node's last token, and everywhere in nodes still to score
@@ -236,7 +252,7 @@ class TransformersPredictor:
                 keep.append(pos + len(ids) - 1)
             pos += len(ids)
         row = {p: i for i, p in enumerate(keep)}
-        cache = to_cache(kv_concat(parts), len(run) + reserve)
+        cache = self._assemble(parts, start, len(run) + reserve)
         logits, cache = self.adapter.forward(
             torch.tensor([run], device=self.device), cache, start, keep)
         self.store.stats.tokens_run += len(run)
@@ -244,24 +260,66 @@ class TransformersPredictor:
         logits = logits[0]
         prev = last_logits
         pos = 0
+        laid_out = True  # the new slices go on the hot list while each was stored
         for k, (node, ids) in enumerate(zip(nodes[j:], seg_ids[j:], strict=True), start=j):
             n = len(ids)
             parent = path[k - 1] if k else None  # the parent this KV was computed under
             if n == 0:
                 self.store.put(node.id, parent, [], start + pos, [], prev)
-                continue
-            last = logits[row[pos + n - 1]]
-            if self._needs_scores(node):
-                seg_logits = logits[row[pos] : row[pos + n - 1] + 1]
-                first = prev[None] if prev is not None else torch.full_like(
-                    seg_logits[:1], float("nan"))
-                self._fill_scores(tree, node.id, torch.cat([first, seg_logits[:-1]]), ids,
-                                  first_unknown=prev is None)
-            self.store.put(node.id, parent, kv_slice(kv, start + pos, start + pos + n),
-                           start + pos, ids, last.clone())
-            prev = last
-            pos += n
+            else:
+                last = logits[row[pos + n - 1]]
+                if self._needs_scores(node):
+                    seg_logits = logits[row[pos] : row[pos + n - 1] + 1]
+                    first = prev[None] if prev is not None else torch.full_like(
+                        seg_logits[:1], float("nan"))
+                    self._fill_scores(tree, node.id, torch.cat([first, seg_logits[:-1]]), ids,
+                                      first_unknown=prev is None)
+                self.store.put(node.id, parent, kv_slice(kv, start + pos, start + pos + n),
+                               start + pos, ids, last.clone())
+                prev = last
+                pos += n
+            stored = self.store.slices.get(node.id)
+            laid_out = laid_out and stored is not None
+            if laid_out:
+                parts.append(stored)  # type: ignore[arg-type]
+        self._keep_hot(cache, parts)
         return _Context(cache, start + pos, logits[-1].clone(), 0, True)
+
+    def _assemble(self, parts: list[Slice], length: int, extra: int) -> Any:
+        """A cache holding ``parts`` (``length`` positions) with room for ``extra`` more,
+        reusing the hot context's buffers: only slices that differ from it are copied."""
+        if length == 0:
+            return None
+        need = length + max(extra, 1)
+        hot = self._hot
+        if hot is not None and hot.bufs[0][0].shape[2] >= need:
+            common, pos = 0, 0
+            for a, b in zip(hot.slices, parts, strict=False):
+                if a is not b:
+                    break
+                common += 1
+                pos += len(a.ids)
+            for s in parts[common:]:
+                n = len(s.ids)
+                for (kbuf, vbuf), (k, v) in zip(hot.bufs, s.kv, strict=True):
+                    kbuf[:, :, pos : pos + n] = k
+                    vbuf[:, :, pos : pos + n] = v
+                pos += n
+            bufs = hot.bufs
+        else:
+            # Some slack, so that a slightly longer sibling fits the same buffers.
+            bufs = buffers([s.kv for s in parts], need + need // 4 + 32)
+        self._hot = _Hot(bufs, list(parts))
+        return over(bufs, length)
+
+    def _keep_hot(self, cache: Any, parts: list[Slice]) -> None:
+        """Remember ``cache``'s buffers as holding ``parts`` (after a forward wrote them)."""
+        layers = getattr(cache, "layers", None)
+        if (ReservedLayer is not None and layers
+                and all(isinstance(layer, ReservedLayer) for layer in layers)):
+            self._hot = _Hot([layer.buffers for layer in layers], parts)
+        else:  # pragma: no cover - a cache we do not own
+            self._hot = None
 
     def _needs_scores(self, node: Any) -> bool:
         return self._ours(node) and (node.token_logprobs is None or node.alternatives is None)
@@ -333,8 +391,8 @@ class TransformersPredictor:
         max_tokens = min(sampler.max_tokens, self.context_window // 2)
         with self.lock, torch.inference_mode():
             ctx = self._context(tree, node_id, reserve=max_tokens)
-            kv = kv_repeat(from_cache(ctx.cache), n) if ctx.cache is not None else []
-            cache = to_cache(kv, max_tokens + 1)
+            cache = (to_cache(from_cache(ctx.cache), max_tokens + 1, batch=n)
+                     if ctx.cache is not None else None)
             logits = ctx.last_logits[None].expand(n, -1)
             gens = [generator(seed + i) for i in range(n)]
             rows = [Segment("", [], [], [], Alternatives(), seed=seed + i,

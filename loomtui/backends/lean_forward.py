@@ -1,0 +1,199 @@
+"""A direct forward pass for the model families we ship (GPT-2 and Llama).
+
+A transformers forward call costs a fixed few milliseconds of Python (module calls, mask and
+cache bookkeeping) on top of the arithmetic. That is noise for a full prompt but the larger part
+of a short step: a 32-token continuation on the bundled model, or one sampling step. This module
+runs the same weights with plain tensor calls: one fused ``addmm`` per projection, attention with
+grouped KV heads handled by SDPA itself (no key/value copies), no attention mask for one-token
+steps, and the KV written straight into the cache's reserved buffer.
+
+It covers only configurations it reproduces exactly and returns ``None`` for anything else
+(other architectures, rope variants, cross attention, ...), which keeps the transformers path.
+The tests hold it to the transformers logits within 1e-4 (fp32) on both shipped models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+
+from loomtui.backends.cache_adapter import ReservedLayer
+
+Forward = Callable[[torch.Tensor, Any, int, "list[int] | None"], "tuple[torch.Tensor, Any]"]
+
+
+def lean_forward(model: Any) -> Forward | None:
+    """A lean forward for ``model``, or None when it is not a configuration covered here."""
+    if ReservedLayer is None or model.training:
+        return None
+    name = type(model).__name__
+    try:
+        if name == "GPT2LMHeadModel":
+            return _Gpt2(model) if _gpt2_ok(model.config) else None
+        if name == "LlamaForCausalLM":
+            return _Llama(model) if _llama_ok(model.config) else None
+    except AttributeError:  # a model class with the same name but another layout
+        return None
+    return None
+
+
+def _gpt2_ok(cfg: Any) -> bool:
+    return (cfg.activation_function in ("gelu_new", "gelu_pytorch_tanh")
+            and not cfg.add_cross_attention and not cfg.reorder_and_upcast_attn)
+
+
+def _llama_ok(cfg: Any) -> bool:
+    rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None) or {}
+    return (cfg.hidden_act == "silu" and getattr(cfg, "pretraining_tp", 1) == 1
+            and rope.get("rope_type", "default") in ("default", "linear", "llama3")
+            and not getattr(cfg, "sliding_window", None))
+
+
+def _cache(cache: Any) -> Any:
+    if cache is None:
+        cache = DynamicCache()
+        cache.layers = []
+    return cache
+
+
+def _store(cache: Any, i: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor,
+                                                                           torch.Tensor]:
+    """Append this step's keys and values to layer ``i``; the whole layer's K and V."""
+    if i < len(cache.layers):
+        return cache.layers[i].update(k, v)  # type: ignore[no-any-return]
+    cache.layers.append(ReservedLayer.holding(k, v))
+    return k, v
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+    """Causal attention of the last ``T`` positions (``q``) over all ``S`` cached ones."""
+    t, s = q.shape[-2], k.shape[-2]
+    gqa = k.shape[1] != q.shape[1]
+    if t == 1:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=gqa)
+    if t == s:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale,
+                                              enable_gqa=gqa)
+    mask = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
+
+
+def _keep_rows(x: torch.Tensor, keep: list[int] | None) -> torch.Tensor:
+    return x if keep is None else x[:, keep]
+
+
+class _Gpt2:
+    def __init__(self, model: Any) -> None:
+        cfg = model.config
+        t = model.transformer
+        self.wte, self.wpe, self.ln_f = t.wte.weight, t.wpe.weight, t.ln_f
+        self.head = model.lm_head.weight
+        self.heads = cfg.n_head
+        self.dim = cfg.n_embd // cfg.n_head
+        self.eps = cfg.layer_norm_epsilon
+        base = self.dim ** -0.5 if cfg.scale_attn_weights else 1.0
+        self.layers = [
+            (b.ln_1.weight, b.ln_1.bias, b.attn.c_attn.weight, b.attn.c_attn.bias,
+             b.attn.c_proj.weight, b.attn.c_proj.bias, b.ln_2.weight, b.ln_2.bias,
+             b.mlp.c_fc.weight, b.mlp.c_fc.bias, b.mlp.c_proj.weight, b.mlp.c_proj.bias,
+             base / (i + 1) if cfg.scale_attn_by_inverse_layer_idx else base)
+            for i, b in enumerate(t.h)
+        ]
+
+    def __call__(self, input_ids: torch.Tensor, cache: Any, start: int,
+                 keep: list[int] | None = None) -> tuple[torch.Tensor, Any]:
+        cache = _cache(cache)
+        b, t = input_ids.shape
+        width = self.wte.shape[1]
+        x = (self.wte[input_ids] + self.wpe[start : start + t]).view(b * t, width)
+        norm = (width,)
+        for i, (l1w, l1b, aw, ab, pw, pb, l2w, l2b, fw, fb, p2w, p2b, scale) in enumerate(
+                self.layers):
+            h = F.layer_norm(x, norm, l1w, l1b, self.eps)
+            qkv = torch.addmm(ab, h, aw).view(b, t, 3, self.heads, self.dim).permute(2, 0, 3, 1, 4)
+            k, v = _store(cache, i, qkv[1], qkv[2])
+            a = _attend(qkv[0], k, v, scale).transpose(1, 2).reshape(b * t, width)
+            x = torch.addmm(pb, a, pw).add_(x)
+            h = F.gelu(torch.addmm(fb, F.layer_norm(x, norm, l2w, l2b, self.eps), fw),
+                       approximate="tanh")
+            x = torch.addmm(p2b, h, p2w).add_(x)
+        x = _keep_rows(x.view(b, t, width), keep)
+        x = F.layer_norm(x, norm, self.ln_f.weight, self.ln_f.bias, self.eps)
+        return (x @ self.head.T).float(), cache
+
+
+class _Llama:
+    def __init__(self, model: Any) -> None:
+        cfg = model.config
+        m = model.model
+        self.embed, self.norm, self.rotary = m.embed_tokens.weight, m.norm, m.rotary_emb
+        self.head = model.lm_head
+        self.heads = cfg.num_attention_heads
+        self.kv_heads = cfg.num_key_value_heads
+        self.dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
+        self.scale = self.dim ** -0.5
+        self.layers = []
+        for layer in m.layers:
+            a, mlp = layer.self_attn, layer.mlp
+            # One projection for q, k and v and one for gate and up. The modules' weights
+            # become views into the fused ones, so nothing is held twice.
+            qkv_w = _fuse(a.q_proj, a.k_proj, a.v_proj)
+            gate_up_w = _fuse(mlp.gate_proj, mlp.up_proj)
+            qkv_b = (torch.cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias])
+                     if a.q_proj.bias is not None else None)
+            self.layers.append((layer.input_layernorm, qkv_w, qkv_b, a.o_proj,
+                                layer.post_attention_layernorm, gate_up_w, mlp.down_proj))
+        self.q_size = self.heads * self.dim
+        self.kv_size = self.kv_heads * self.dim
+        self.inter = cfg.intermediate_size
+
+    def __call__(self, input_ids: torch.Tensor, cache: Any, start: int,
+                 keep: list[int] | None = None) -> tuple[torch.Tensor, Any]:
+        cache = _cache(cache)
+        b, t = input_ids.shape
+        x = self.embed[input_ids]
+        pos = torch.arange(start, start + t, device=x.device)[None].expand(b, -1)
+        cos, sin = self.rotary(x, pos)
+        cos, sin = cos[:, None], sin[:, None]
+        for i, (ln1, qkv_w, qkv_b, o_proj, ln2, gate_up_w, down) in enumerate(self.layers):
+            qkv = F.linear(_rms(ln1, x), qkv_w, qkv_b)
+            q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+            q = _rope(q.view(b, t, self.heads, self.dim).transpose(1, 2), cos, sin)
+            k = _rope(k.view(b, t, self.kv_heads, self.dim).transpose(1, 2), cos, sin)
+            v = v.view(b, t, self.kv_heads, self.dim).transpose(1, 2)
+            k, v = _store(cache, i, k, v)
+            a = _attend(q, k, v, self.scale).transpose(1, 2).reshape(b, t, self.q_size)
+            x = x + o_proj(a)
+            gate, up = F.linear(_rms(ln2, x), gate_up_w).split([self.inter, self.inter], -1)
+            x = x + down(F.silu(gate) * up)
+        x = _rms(self.norm, _keep_rows(x, keep))
+        return self.head(x).float(), cache
+
+
+def _fuse(*linears: Any) -> torch.Tensor:
+    """Concatenate the linears' weights (rows) and point each module at its rows."""
+    fused = torch.cat([lin.weight.detach() for lin in linears])
+    row = 0
+    for lin in linears:
+        n = lin.weight.shape[0]
+        lin.weight = torch.nn.Parameter(fused[row : row + n], requires_grad=False)
+        row += n
+    return fused
+
+
+def _rms(norm: Any, x: torch.Tensor) -> torch.Tensor:
+    """Llama's RMSNorm, computed in float32 as transformers does."""
+    dtype = x.dtype
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
+    return norm.weight * h.to(dtype)
+
+
+def _rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin

