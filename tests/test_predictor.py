@@ -293,3 +293,26 @@ def test_store_refuses_a_slice_that_does_not_cover_the_tokens():
     t = torch.zeros(1, 1, 4, 2)
     store.put("a", None, [(t, t)], 0, [1, 2, 3])
     assert "a" not in store
+
+
+def test_an_edit_made_while_the_model_runs_is_not_overwritten(fresh, monkeypatch):
+    """The app edits the tree on its main thread while a worker runs the model: scores
+    computed for a node's old tokens must not land on the node once it changed."""
+    tree = grow.new_tree(fresh, PROMPT)
+    kid = tree.add_child(tree.root_id, Node(id="k", text=" my good lord, what news",
+                                            origin="imported", created=1.0))
+    forward = fresh.adapter.forward
+
+    def edit_meanwhile(*args, **kwargs):
+        tree.split(kid.id, at_token=2)  # as if the user split it during the forward
+        monkeypatch.setattr(fresh.adapter, "forward", forward)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(fresh.adapter, "forward", edit_meanwhile)
+    fresh.distribution(tree, kid.id)
+    node = tree.node(kid.id)
+    assert len(node.token_ids) == 2
+    assert node.token_logprobs is None or len(node.token_logprobs) == 2
+    grow.ensure_distribution(tree, fresh, kid.id)  # later calls score the new tokens
+    node = tree.node(kid.id)
+    assert len(node.token_logprobs) == len(node.token_ids) == 2

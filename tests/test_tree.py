@@ -713,3 +713,16 @@ def test_merge_across_models_drops_token_ids_for_retokenising() -> None:
     assert merged.text == " b c" and merged.token_ids is None
     tree.undo()
     assert tree.node("b").token_ids == [2] and tree.node("c").token_ids == [3]
+
+
+def test_update_if_applies_only_to_an_unchanged_node():
+    tree = Tree(Node(id="r", text="root", origin="prompt"))
+    kid = tree.add_child("r", tree.new_node("abc", "typed", token_ids=[1, 2, 3],
+                                              token_offsets=[0, 1, 2]))
+    assert tree.update_if(kid.id, {"text": "abc", "token_ids": [1, 2, 3]}, token_logprobs=[0.0])
+    assert tree.node(kid.id).token_logprobs == [0.0]
+    tree.split(kid.id, at_token=1)
+    assert not tree.update_if(kid.id, {"text": "abc", "token_ids": [1, 2, 3]},
+                              token_logprobs=[-1.0, -1.0, -1.0])
+    assert tree.node(kid.id).token_logprobs != [-1.0, -1.0, -1.0]
+    assert not tree.update_if("missing", {}, note="x")

@@ -69,17 +69,21 @@ def _store(cache: Any, i: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.
     return k, v
 
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:
+def _mask(t: int, s: int, device: torch.device) -> torch.Tensor | None:
+    """The causal mask of ``t`` new positions over ``s`` in all; None where SDPA needs none
+    (one new position sees everything) or applies its own (no cached positions)."""
+    if t == 1 or t == s:
+        return None
+    return torch.ones(t, s, dtype=torch.bool, device=device).tril(s - t)
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
+            mask: torch.Tensor | None) -> torch.Tensor:
     """Causal attention of the last ``T`` positions (``q``) over all ``S`` cached ones."""
-    t, s = q.shape[-2], k.shape[-2]
     gqa = k.shape[1] != q.shape[1]
-    if t == 1:
-        return F.scaled_dot_product_attention(q, k, v, scale=scale, enable_gqa=gqa)
-    if t == s:
-        return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale,
-                                              enable_gqa=gqa)
-    mask = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale, enable_gqa=gqa)
+    causal = mask is None and q.shape[-2] > 1
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
+                                          scale=scale, enable_gqa=gqa)
 
 
 def _keep_rows(x: torch.Tensor, keep: list[int] | None) -> torch.Tensor:
@@ -111,12 +115,13 @@ class _Gpt2:
         width = self.wte.shape[1]
         x = (self.wte[input_ids] + self.wpe[start : start + t]).view(b * t, width)
         norm = (width,)
+        mask = _mask(t, start + t, x.device)
         for i, (l1w, l1b, aw, ab, pw, pb, l2w, l2b, fw, fb, p2w, p2b, scale) in enumerate(
                 self.layers):
             h = F.layer_norm(x, norm, l1w, l1b, self.eps)
             qkv = torch.addmm(ab, h, aw).view(b, t, 3, self.heads, self.dim).permute(2, 0, 3, 1, 4)
             k, v = _store(cache, i, qkv[1], qkv[2])
-            a = _attend(qkv[0], k, v, scale).transpose(1, 2).reshape(b * t, width)
+            a = _attend(qkv[0], k, v, scale, mask).transpose(1, 2).reshape(b * t, width)
             x = torch.addmm(pb, a, pw).add_(x)
             h = F.gelu(torch.addmm(fb, F.layer_norm(x, norm, l2w, l2b, self.eps), fw),
                        approximate="tanh")
@@ -159,6 +164,7 @@ class _Llama:
         pos = torch.arange(start, start + t, device=x.device)[None].expand(b, -1)
         cos, sin = self.rotary(x, pos)
         cos, sin = cos[:, None], sin[:, None]
+        mask = _mask(t, start + t, x.device)
         for i, (ln1, qkv_w, qkv_b, o_proj, ln2, gate_up_w, down) in enumerate(self.layers):
             qkv = F.linear(_rms(ln1, x), qkv_w, qkv_b)
             q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
@@ -166,7 +172,7 @@ class _Llama:
             k = _rope(k.view(b, t, self.kv_heads, self.dim).transpose(1, 2), cos, sin)
             v = v.view(b, t, self.kv_heads, self.dim).transpose(1, 2)
             k, v = _store(cache, i, k, v)
-            a = _attend(q, k, v, self.scale).transpose(1, 2).reshape(b, t, self.q_size)
+            a = _attend(q, k, v, self.scale, mask).transpose(1, 2).reshape(b, t, self.q_size)
             x = x + o_proj(a)
             gate, up = F.linear(_rms(ln2, x), gate_up_w).split([self.inter, self.inter], -1)
             x = x + down(F.silu(gate) * up)

@@ -25,6 +25,7 @@ from loomtui.backends.cache_adapter import (
     over,
     to_cache,
 )
+from loomtui.backends.detokenize import IncrementalText, token_starts
 from loomtui.backends.kv_store import KVStore, Slice
 from loomtui.backends.sampling import draw, filtered_logprobs, generator
 from loomtui.core.errors import ModelError, TreeError
@@ -43,6 +44,17 @@ class _Context:
     last_logits: torch.Tensor  # [vocab] float32, after the context's last token
     truncated: int  # oldest context tokens dropped to fit the window
     cacheable: bool  # False when truncated: new slices would have shifted positions
+
+
+@dataclass(slots=True)
+class _Seen:
+    """A node on a context's path, as read when the context was assembled."""
+
+    id: str
+    text: str
+    ids: list[int]  # its token ids for this model
+    fresh: bool  # it had no token ids: it takes these
+    scores: bool  # its tokens still need log-probabilities and alternatives
 
 
 @dataclass(slots=True)
@@ -112,13 +124,7 @@ class TransformersPredictor:
 
     def offsets(self, token_ids: list[int], text: str) -> list[int]:
         """Where each token starts in ``text`` (= decode(token_ids)), monotone and in range."""
-        out, last = [], 0
-        for i in range(len(token_ids)):
-            pos = len(self.decode(token_ids[:i])) if i else 0
-            pos = min(max(pos, last), len(text))
-            out.append(pos)
-            last = pos
-        return out
+        return token_starts(self.decode, token_ids, text)
 
     # ------------------------------------------------------------ distributions
     def _distribution(self, logits: torch.Tensor, top_k: int) -> Distribution:
@@ -163,26 +169,17 @@ class TransformersPredictor:
         handle = getattr(segment, "handle", None)
         if isinstance(handle, _Handle):
             with self.lock:
-                node = tree.node(node_id)
-                ids = self._ids(node)
-                parent = tree.parent(node_id)
+                with tree.lock:
+                    ids = self._ids(tree.node(node_id))
+                    parent = tree.parent(node_id)
+                    start = (sum(len(self._ids(tree.node(n))) for n in tree.path(parent))
+                             if parent is not None else -1)
                 # Only if the node still holds exactly those tokens at that position (it may
                 # have been split or moved while this waited for the lock).
-                if (ids == list(segment.token_ids) and parent is not None
-                        and sum(len(self._ids(tree.node(n))) for n in tree.path(parent))
-                        == handle.start):
+                if ids == list(segment.token_ids) and start == handle.start:
                     self.store.put(node_id, parent, handle.kv, handle.start, ids,
                                    handle.last_logits)
         segment.handle = None
-
-    def _tokenise_path(self, tree: Tree, path: list[str]) -> None:
-        """Give untokenised nodes (imported, typed offline) token ids for this model."""
-        for nid in path:
-            node = tree.node(nid)
-            if node.token_ids is None:
-                ids = self.tokenize(node.text)
-                tree.update(nid, token_ids=ids, token_offsets=self.offsets(ids, node.text),
-                            token_logprobs=None, alternatives=None, model=self.model_id)
 
     def _ours(self, node: Any) -> bool:
         """Whether the node's token ids come from this model's tokenizer."""
@@ -190,7 +187,8 @@ class TransformersPredictor:
 
     def _ids(self, node: Any) -> list[int]:
         """Token ids of a node for this model. Nodes another model made keep their stored ids
-        and scores (marked with that model); for context they are re-tokenised here."""
+        and scores (marked with that model); for context they are re-tokenised here, as are
+        nodes with no token ids yet (imported, typed offline)."""
         if self._ours(node):
             return node.token_ids  # type: ignore[no-any-return]
         key = (node.id, node.text)
@@ -201,15 +199,33 @@ class TransformersPredictor:
             ids = self._foreign[key] = self.tokenize(node.text)
         return ids
 
+    def _snapshot(self, tree: Tree, node_id: str) -> list[_Seen]:
+        """The path to ``node_id`` as this model sees it, read atomically: the app's main
+        thread may edit the tree while a worker runs the model."""
+        with tree.lock:
+            out = []
+            for nid in tree.path(node_id):
+                node = tree.node(nid)
+                fresh = node.token_ids is None
+                ids = self._ids(node)
+                scores = fresh or (self._ours(node) and (
+                    node.token_logprobs is None or node.alternatives is None))
+                out.append(_Seen(nid, node.text, ids, fresh, scores))
+        for seen in out:
+            if seen.fresh:  # untokenised nodes take this model's tokens
+                tree.update_if(seen.id, {"text": seen.text, "token_ids": None},
+                               token_ids=seen.ids, token_offsets=self.offsets(seen.ids, seen.text),
+                               token_logprobs=None, alternatives=None, model=self.model_id)
+        return out
+
     def _context(self, tree: Tree, node_id: str, reserve: int = 0,
                  want_cache: bool = True) -> _Context:
         """The KV cache and final logits of ``node_id``'s context, running only what is
         not cached. ``reserve`` positions are kept free for tokens to come. Without
         ``want_cache`` a fully cached context returns its logits only (no cache is built)."""
-        path = tree.path(node_id)
-        self._tokenise_path(tree, path)
-        nodes = [tree.node(n) for n in path]
-        seg_ids = [self._ids(n) for n in nodes]
+        nodes = self._snapshot(tree, node_id)
+        path = [n.id for n in nodes]
+        seg_ids = [n.ids for n in nodes]
         total = sum(map(len, seg_ids))
         room = self.context_window - reserve
         if room < 1:
@@ -246,7 +262,7 @@ class TransformersPredictor:
         keep: list[int] = []
         pos = 0
         for node, ids in zip(nodes[j:], seg_ids[j:], strict=True):
-            if ids and self._needs_scores(node):
+            if ids and node.scores:
                 keep.extend(range(pos, pos + len(ids)))
             elif ids:
                 keep.append(pos + len(ids) - 1)
@@ -268,11 +284,11 @@ class TransformersPredictor:
                 self.store.put(node.id, parent, [], start + pos, [], prev)
             else:
                 last = logits[row[pos + n - 1]]
-                if self._needs_scores(node):
+                if node.scores:
                     seg_logits = logits[row[pos] : row[pos + n - 1] + 1]
                     first = prev[None] if prev is not None else torch.full_like(
                         seg_logits[:1], float("nan"))
-                    self._fill_scores(tree, node.id, torch.cat([first, seg_logits[:-1]]), ids,
+                    self._fill_scores(tree, node, torch.cat([first, seg_logits[:-1]]),
                                       first_unknown=prev is None)
                 self.store.put(node.id, parent, kv_slice(kv, start + pos, start + pos + n),
                                start + pos, ids, last.clone())
@@ -321,19 +337,18 @@ class TransformersPredictor:
         else:  # pragma: no cover - a cache we do not own
             self._hot = None
 
-    def _needs_scores(self, node: Any) -> bool:
-        return self._ours(node) and (node.token_logprobs is None or node.alternatives is None)
-
-    def _fill_scores(self, tree: Tree, node_id: str, before: torch.Tensor, ids: list[int],
+    def _fill_scores(self, tree: Tree, node: _Seen, before: torch.Tensor,
                      first_unknown: bool) -> None:
+        """Store each token's log-probability and alternatives, unless the node changed."""
         lp = torch.log_softmax(before, -1)
-        picked = lp.gather(-1, torch.tensor(ids, device=lp.device)[:, None])[:, 0].tolist()
+        picked = lp.gather(-1, torch.tensor(node.ids, device=lp.device)[:, None])[:, 0].tolist()
         lps: list[float | None] = [round(x, DIGITS) for x in picked]
         alts = self._alternatives(lp.nan_to_num(float("-inf")))
         if first_unknown:
             lps[0] = None
             alts.ids[0], alts.texts[0], alts.logprobs[0] = [], [], []
-        tree.update(node_id, token_logprobs=lps, alternatives=alts, model=self.model_id)
+        tree.update_if(node.id, {"text": node.text, "token_ids": node.ids},
+                       token_logprobs=lps, alternatives=alts, model=self.model_id)
 
     def _truncated_context(self, seg_ids: list[list[int]], room: int) -> _Context:
         ids = [t for seg in seg_ids for t in seg]
@@ -400,7 +415,7 @@ class TransformersPredictor:
             active = [True] * n
             final: list[torch.Tensor | None] = [None] * n
             length = ctx.length
-            want_text = bool(sampler.stop) or on_token is not None
+            texts = [IncrementalText(self.decode) for _ in range(n)]
             for _ in range(max_tokens):
                 if cancel is not None and cancel.is_set():
                     for i in range(n):
@@ -428,9 +443,11 @@ class TransformersPredictor:
                     r.alternatives.append(Choices(
                         ids, [self.token_text(x) for x in ids],
                         [round(x, DIGITS) for x in alt_vals[i].tolist()]))
-                    if want_text:
-                        r.text = self.decode(r.token_ids)
-                    if sampler.stop and any(s in r.text for s in sampler.stop):
+                    added = texts[i].push(t)
+                    r.text = texts[i].text
+                    if added and sampler.stop and any(
+                            s in r.text[max(0, len(r.text) - len(added) - len(s) + 1):]
+                            for s in sampler.stop):
                         r.finish = "stop"
                         just_done.append(i)
                     elif len(r.token_ids) >= max_tokens:
@@ -454,7 +471,8 @@ class TransformersPredictor:
             kv_all = from_cache(cache) if cache is not None else []
             for i, r in enumerate(rows):
                 r.text = self.decode(r.token_ids)
-                r.token_offsets = self.offsets(r.token_ids, r.text)
+                r.token_offsets = (texts[i].starts if texts[i].text == r.text
+                                   else self.offsets(r.token_ids, r.text))
                 if final[i] is not None:
                     r.distribution = self._distribution(final[i], 20)  # type: ignore[arg-type]
                     if ctx.cacheable and r.token_ids:

@@ -236,6 +236,19 @@ class Tree:
             self._touch()
         return node
 
+    def update_if(self, node_id: str, same: dict[str, Any], **fields: Any) -> bool:
+        """Like :meth:`update`, only if the node is still in the tree with the ``same`` field
+        values (compared and set atomically): how a worker thread stores what it computed from
+        a node without overwriting an edit made meanwhile. Returns whether it did."""
+        with self.lock:
+            node = self._nodes.get(node_id)
+            if node is None or any(getattr(node, k) != v for k, v in same.items()):
+                return False
+            for key, value in fields.items():
+                setattr(node, key, value)
+            self._touch()
+        return True
+
     def set_bookmark(self, node_id: str, on: bool) -> None:
         self._set(node_id, "bookmark" if on else "unbookmark", bookmarked=on)
 
@@ -400,8 +413,9 @@ class Tree:
         if not self.history.undo_stack:
             return None
         patch = self.history.undo_stack.pop()
-        for op in reversed(patch.ops):
-            self._do(op.inverse())
+        with self.lock:
+            for op in reversed(patch.ops):
+                self._do(op.inverse())
         self.history.redo_stack.append(patch)
         if patch.selected_before in self._nodes:
             self.selected = patch.selected_before  # type: ignore[assignment]
@@ -414,8 +428,9 @@ class Tree:
         if not self.history.redo_stack:
             return None
         patch = self.history.redo_stack.pop()
-        for op in patch.ops:
-            self._do(op)
+        with self.lock:
+            for op in patch.ops:
+                self._do(op)
         self.history.undo_stack.append(patch)
         if patch.selected_after in self._nodes:
             self.selected = patch.selected_after  # type: ignore[assignment]
@@ -431,13 +446,15 @@ class Tree:
             self._set_op(node_id, fields)
 
     def _set_op(self, node_id: str, fields: dict[str, Any]) -> None:
-        node = self._nodes[node_id]
-        before = {k: getattr(node, k) for k in fields}
-        self._apply(Op("set", node_id, before=before, after=dict(fields)))
+        with self.lock:
+            node = self._nodes[node_id]
+            before = {k: getattr(node, k) for k in fields}
+            self._apply(Op("set", node_id, before=before, after=dict(fields)))
 
     def _apply(self, op: Op) -> None:
         assert self._pending is not None, "edits must run inside a transaction"
-        self._do(op)
+        with self.lock:  # atomic with respect to update_if and saves in other threads
+            self._do(op)
         self._pending.ops.append(op)
 
     def _do(self, op: Op) -> None:
