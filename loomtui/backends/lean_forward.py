@@ -94,8 +94,8 @@ class _Gpt2:
     def __init__(self, model: Any) -> None:
         cfg = model.config
         t = model.transformer
+        self.head_t = _transpose_head(model, t.wte)  # [width, vocab]
         self.wte, self.wpe, self.ln_f = t.wte.weight, t.wpe.weight, t.ln_f
-        self.head = model.lm_head.weight
         self.heads = cfg.n_head
         self.dim = cfg.n_embd // cfg.n_head
         self.eps = cfg.layer_norm_epsilon
@@ -128,15 +128,15 @@ class _Gpt2:
             x = torch.addmm(p2b, h, p2w).add_(x)
         x = _keep_rows(x.view(b, t, width), keep)
         x = F.layer_norm(x, norm, self.ln_f.weight, self.ln_f.bias, self.eps)
-        return (x @ self.head.T).float(), cache
+        return (x @ self.head_t).float(), cache
 
 
 class _Llama:
     def __init__(self, model: Any) -> None:
         cfg = model.config
         m = model.model
+        self.head_t = _transpose_head(model, m.embed_tokens)  # [hidden, vocab]
         self.embed, self.norm, self.rotary = m.embed_tokens.weight, m.norm, m.rotary_emb
-        self.head = model.lm_head
         self.heads = cfg.num_attention_heads
         self.kv_heads = cfg.num_key_value_heads
         self.dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
@@ -144,14 +144,13 @@ class _Llama:
         self.layers = []
         for layer in m.layers:
             a, mlp = layer.self_attn, layer.mlp
-            # One projection for q, k and v and one for gate and up. The modules' weights
-            # become views into the fused ones, so nothing is held twice.
-            qkv_w = _fuse(a.q_proj, a.k_proj, a.v_proj)
-            gate_up_w = _fuse(mlp.gate_proj, mlp.up_proj)
-            qkv_b = (torch.cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias])
-                     if a.q_proj.bias is not None else None)
-            self.layers.append((layer.input_layernorm, qkv_w, qkv_b, a.o_proj,
-                                layer.post_attention_layernorm, gate_up_w, mlp.down_proj))
+            # One projection for q, k and v and one for gate and up, stored [in, out].
+            self.layers.append((
+                layer.input_layernorm, _fuse_t(a.q_proj, a.k_proj, a.v_proj),
+                _fuse_bias(a.q_proj, a.k_proj, a.v_proj), _fuse_t(a.o_proj),
+                _fuse_bias(a.o_proj), layer.post_attention_layernorm,
+                _fuse_t(mlp.gate_proj, mlp.up_proj), _fuse_bias(mlp.gate_proj, mlp.up_proj),
+                _fuse_t(mlp.down_proj), _fuse_bias(mlp.down_proj)))
         self.q_size = self.heads * self.dim
         self.kv_size = self.kv_heads * self.dim
         self.inter = cfg.intermediate_size
@@ -165,30 +164,65 @@ class _Llama:
         cos, sin = self.rotary(x, pos)
         cos, sin = cos[:, None], sin[:, None]
         mask = _mask(t, start + t, x.device)
-        for i, (ln1, qkv_w, qkv_b, o_proj, ln2, gate_up_w, down) in enumerate(self.layers):
-            qkv = F.linear(_rms(ln1, x), qkv_w, qkv_b)
+        for i, (ln1, qkv_w, qkv_b, o_w, o_b, ln2, gu_w, gu_b, down_w, down_b) in enumerate(
+                self.layers):
+            qkv = _mm(_rms(ln1, x), qkv_w, qkv_b)
             q, k, v = qkv.split([self.q_size, self.kv_size, self.kv_size], dim=-1)
             q = _rope(q.view(b, t, self.heads, self.dim).transpose(1, 2), cos, sin)
             k = _rope(k.view(b, t, self.kv_heads, self.dim).transpose(1, 2), cos, sin)
             v = v.view(b, t, self.kv_heads, self.dim).transpose(1, 2)
             k, v = _store(cache, i, k, v)
             a = _attend(q, k, v, self.scale, mask).transpose(1, 2).reshape(b, t, self.q_size)
-            x = x + o_proj(a)
-            gate, up = F.linear(_rms(ln2, x), gate_up_w).split([self.inter, self.inter], -1)
-            x = x + down(F.silu(gate) * up)
+            x = x + _mm(a, o_w, o_b)
+            gate, up = _mm(_rms(ln2, x), gu_w, gu_b).split([self.inter, self.inter], -1)
+            x = x + _mm(F.silu(gate) * up, down_w, down_b)
         x = _rms(self.norm, _keep_rows(x, keep))
-        return self.head(x).float(), cache
+        return (x @ self.head_t).float(), cache
 
 
-def _fuse(*linears: Any) -> torch.Tensor:
-    """Concatenate the linears' weights (rows) and point each module at its rows."""
-    fused = torch.cat([lin.weight.detach() for lin in linears])
-    row = 0
+# Weights are kept [in, out] (row-major in the input dimension): on CPU a product with a few
+# rows (a sampling step over n rollouts, a short continuation) runs up to twice as fast that
+# way than against the usual [out, in]. The modules keep working on transposed views of the
+# same storage, so nothing is held twice and the transformers path sees the same numbers.
+
+def _fuse_t(*linears: Any) -> torch.Tensor:
+    """The linears' weights side by side as one [in, sum of outs] tensor; each module's
+    weight becomes a view of its columns."""
+    fused = torch.cat([lin.weight.detach() for lin in linears]).t().contiguous()
+    col = 0
     for lin in linears:
         n = lin.weight.shape[0]
-        lin.weight = torch.nn.Parameter(fused[row : row + n], requires_grad=False)
-        row += n
+        lin.weight = torch.nn.Parameter(fused[:, col : col + n].t(), requires_grad=False)
+        col += n
     return fused
+
+
+def _fuse_bias(*linears: Any) -> torch.Tensor | None:
+    if all(lin.bias is None for lin in linears):
+        return None
+    return torch.cat([lin.bias if lin.bias is not None
+                      else lin.weight.new_zeros(lin.weight.shape[0]) for lin in linears])
+
+
+def _transpose_head(model: Any, embed: Any) -> torch.Tensor:
+    """The output projection as [hidden, vocab]; a tied input embedding shares it."""
+    head = model.lm_head
+    if getattr(head, "bias", None) is not None:
+        raise AttributeError("an output bias is not covered")
+    tied = head.weight is embed.weight
+    w_t = head.weight.detach().t().contiguous()
+    param = torch.nn.Parameter(w_t.t(), requires_grad=False)
+    head.weight = param
+    if tied:
+        embed.weight = param
+    return w_t
+
+
+def _mm(x: torch.Tensor, w_t: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    shape = x.shape
+    x2 = x.reshape(-1, shape[-1])
+    y = x2 @ w_t if bias is None else torch.addmm(bias, x2, w_t)
+    return y.view(*shape[:-1], w_t.shape[1])
 
 
 def _rms(norm: Any, x: torch.Tensor) -> torch.Tensor:
