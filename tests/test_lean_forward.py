@@ -92,3 +92,33 @@ def test_hot_buffers_serve_siblings_and_survive_scoring(pred):
             # Scoring writes past the hot context; the next selection must not see it.
             grow.type_text(tree, pred, nid, " and so")
     assert pred._hot is not None
+
+
+def test_rollouts_over_a_shared_context_match_transformers(pred):
+    """Sampling holds the context once for all rows (SharedPrefix): the same tokens, scores
+    and final distributions as the transformers path over a copied per-row cache."""
+    pred.store.clear()
+    tree = grow.new_tree(pred, "KING HENRY. Now, lords, for France; the enterprise whereof")
+    lean = pred.adapter.lean
+    out = {}
+    for name, fwd in (("lean", lean), ("hf", None)):
+        pred.adapter.lean = fwd
+        try:
+            out[name] = pred.sample(tree, tree.root_id, 3, Sampler(temperature=0, max_tokens=10),
+                                    seed=0)
+        finally:
+            pred.adapter.lean = lean
+    for a, b in zip(out["lean"], out["hf"], strict=True):
+        assert a.token_ids == b.token_ids
+        assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-4)
+        assert a.distribution.top.ids[:5] == b.distribution.top.ids[:5]
+    # The KV each rollout leaves behind serves its node's context exactly.
+    kid = grow.expand(tree, pred, tree.root_id, Sampler(max_tokens=10, n=3), seed=4)[1]
+    run = pred.store.stats.tokens_run
+    typed = grow.type_text(tree, pred, kid.id, " and so")  # runs on top of the kid's KV
+    assert pred.store.stats.tokens_run - run == len(typed.token_ids)
+    with torch.inference_mode():
+        got = torch.log_softmax(pred._context(tree, typed.id, want_cache=False).last_logits, -1)
+        want = torch.log_softmax(hf(pred, torch.tensor([tree.context_ids(typed.id)]))[0, -1],
+                                 -1)
+    assert torch.allclose(got, want, atol=1e-4)

@@ -60,13 +60,81 @@ def _cache(cache: Any) -> Any:
     return cache
 
 
-def _store(cache: Any, i: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor,
-                                                                           torch.Tensor]:
-    """Append this step's keys and values to layer ``i``; the whole layer's K and V."""
+class SharedPrefix:
+    """A cache for decoding ``n`` rollouts from one context: the context's keys and values are
+    held once (batch 1), each rollout's own tokens in a per-row buffer. Attention reads the
+    shared part once for all rows (one product per KV head) instead of once per row, and no
+    copy of the context is made: with 8 rollouts from 500 tokens of SmolLM2 that is 8x less
+    memory traffic for the largest part of a decoding step's attention."""
+
+    def __init__(self, prefix: list[tuple[torch.Tensor, torch.Tensor]], n: int,
+                 reserve: int) -> None:
+        self.layers = [_SharedLayer(k, v, n, reserve) for k, v in prefix]
+
+
+class _SharedLayer:
+    def __init__(self, kp: torch.Tensor, vp: torch.Tensor, n: int, reserve: int) -> None:
+        self.kp, self.vp = kp, vp  # [1, kv heads, context, dim]
+        self._k = kp.new_empty((n, kp.shape[1], max(reserve, 1), kp.shape[3]))
+        self._v = vp.new_empty((n, vp.shape[1], max(reserve, 1), vp.shape[3]))
+        self.m = 0
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.m + k.shape[2]
+        if end > self._k.shape[2]:
+            grow = max(end, 2 * self._k.shape[2]) - self._k.shape[2]
+            self._k = torch.cat([self._k, self._k.new_empty((*self._k.shape[:2], grow,
+                                                             self._k.shape[3]))], 2)
+            self._v = torch.cat([self._v, self._v.new_empty((*self._v.shape[:2], grow,
+                                                             self._v.shape[3]))], 2)
+        self._k[:, :, self.m : end] = k
+        self._v[:, :, self.m : end] = v
+        self.m = end
+        return self.keys, self.values
+
+    @property
+    def keys(self) -> torch.Tensor:
+        """The rollouts' own keys (positions after the shared context)."""
+        return self._k[:, :, : self.m]
+
+    @property
+    def values(self) -> torch.Tensor:
+        return self._v[:, :, : self.m]
+
+
+def _attend_shared(q: torch.Tensor, layer: _SharedLayer, ks: torch.Tensor, vs: torch.Tensor,
+                   scale: float) -> torch.Tensor:
+    """Attention of each row's last ``t`` positions over the shared context and its own."""
+    n, h, t, d = q.shape
+    hkv = ks.shape[1]
+    g = h // hkv  # query heads per KV head, grouped as transformers' repeat_kv groups them
+    width = layer.kp.shape[2]
+    qg = q.reshape(n, hkv, g * t, d)
+    sp = torch.bmm(qg.transpose(0, 1).reshape(hkv, n * g * t, d), layer.kp[0].transpose(1, 2))
+    sp = sp.view(hkv, n, g * t, width).transpose(0, 1)
+    ss = torch.matmul(qg, ks.transpose(-1, -2))
+    if t > 1:  # causal among the rows' own new positions
+        m = ks.shape[2]
+        allowed = torch.ones(t, m, dtype=torch.bool, device=q.device).tril(m - t).repeat(g, 1)
+        ss = ss.masked_fill(~allowed, float("-inf"))
+    p = torch.softmax(torch.cat([sp, ss], -1).float() * scale, -1).to(vs.dtype)
+    shared = torch.bmm(p[..., :width].transpose(0, 1).reshape(hkv, n * g * t, width),
+                       layer.vp[0]).view(hkv, n, g * t, d).transpose(0, 1)
+    return (shared + torch.matmul(p[..., width:], vs)).reshape(n, h, t, d)
+
+
+def _attention(cache: Any, i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               scale: float, mask: torch.Tensor | None) -> torch.Tensor:
+    """Append this step's keys and values to layer ``i`` of ``cache`` and attend."""
     if i < len(cache.layers):
-        return cache.layers[i].update(k, v)  # type: ignore[no-any-return]
-    cache.layers.append(ReservedLayer.holding(k, v))
-    return k, v
+        layer = cache.layers[i]
+        if isinstance(layer, _SharedLayer):
+            ks, vs = layer.append(k, v)
+            return _attend_shared(q, layer, ks, vs, scale)
+        k, v = layer.update(k, v)
+    else:
+        cache.layers.append(ReservedLayer.holding(k, v))
+    return _attend(q, k, v, scale, mask)
 
 
 def _mask(t: int, s: int, device: torch.device) -> torch.Tensor | None:
@@ -120,8 +188,8 @@ class _Gpt2:
                 self.layers):
             h = F.layer_norm(x, norm, l1w, l1b, self.eps)
             qkv = torch.addmm(ab, h, aw).view(b, t, 3, self.heads, self.dim).permute(2, 0, 3, 1, 4)
-            k, v = _store(cache, i, qkv[1], qkv[2])
-            a = _attend(qkv[0], k, v, scale, mask).transpose(1, 2).reshape(b * t, width)
+            a = _attention(cache, i, qkv[0], qkv[1], qkv[2], scale, mask)
+            a = a.transpose(1, 2).reshape(b * t, width)
             x = torch.addmm(pb, a, pw).add_(x)
             h = F.gelu(torch.addmm(fb, F.layer_norm(x, norm, l2w, l2b, self.eps), fw),
                        approximate="tanh")
@@ -171,8 +239,8 @@ class _Llama:
             q = _rope(q.view(b, t, self.heads, self.dim).transpose(1, 2), cos, sin)
             k = _rope(k.view(b, t, self.kv_heads, self.dim).transpose(1, 2), cos, sin)
             v = v.view(b, t, self.kv_heads, self.dim).transpose(1, 2)
-            k, v = _store(cache, i, k, v)
-            a = _attend(q, k, v, self.scale, mask).transpose(1, 2).reshape(b, t, self.q_size)
+            a = _attention(cache, i, q, k, v, self.scale, mask)
+            a = a.transpose(1, 2).reshape(b, t, self.q_size)
             x = x + _mm(a, o_w, o_b)
             gate, up = _mm(_rms(ln2, x), gu_w, gu_b).split([self.inter, self.inter], -1)
             x = x + _mm(F.silu(gate) * up, down_w, down_b)

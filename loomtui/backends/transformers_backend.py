@@ -27,6 +27,7 @@ from loomtui.backends.cache_adapter import (
 )
 from loomtui.backends.detokenize import IncrementalText, token_starts
 from loomtui.backends.kv_store import KVStore, Slice
+from loomtui.backends.lean_forward import SharedPrefix
 from loomtui.backends.sampling import draw, filtered_logprobs, generator
 from loomtui.core.errors import ModelError, TreeError
 from loomtui.core.node import Alternatives, Choices, Distribution, Sampler
@@ -406,8 +407,14 @@ class TransformersPredictor:
         max_tokens = min(sampler.max_tokens, self.context_window // 2)
         with self.lock, torch.inference_mode():
             ctx = self._context(tree, node_id, reserve=max_tokens)
-            cache = (to_cache(from_cache(ctx.cache), max_tokens + 1, batch=n)
-                     if ctx.cache is not None else None)
+            # Rows' own tokens start at ``offset`` in the cache their KV is sliced from.
+            offset = ctx.length
+            if ctx.cache is None:
+                cache = None
+            elif self.adapter.lean is not None:  # the context held once for all rows
+                cache, offset = SharedPrefix(from_cache(ctx.cache), n, max_tokens + 1), 0
+            else:
+                cache = to_cache(from_cache(ctx.cache), max_tokens + 1, batch=n)
             logits = ctx.last_logits[None].expand(n, -1)
             gens = [generator(seed + i) for i in range(n)]
             rows = [Segment("", [], [], [], Alternatives(), seed=seed + i,
@@ -477,6 +484,6 @@ class TransformersPredictor:
                     r.distribution = self._distribution(final[i], 20)  # type: ignore[arg-type]
                     if ctx.cacheable and r.token_ids:
                         r.handle = _Handle(
-                            kv_slice(kv_all, ctx.length, ctx.length + len(r.token_ids), row=i),
+                            kv_slice(kv_all, offset, offset + len(r.token_ids), row=i),
                             ctx.length, final[i])
             return rows
