@@ -154,8 +154,15 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
                                           scale=scale, enable_gqa=gqa)
 
 
-def _keep_rows(x: torch.Tensor, keep: list[int] | None) -> torch.Tensor:
-    return x if keep is None else x[:, keep]
+def _last_rows(keep: list[int] | None, t: int, s: int, device: torch.device
+               ) -> tuple[list[int] | None, torch.Tensor | None]:
+    """The positions the last layer must run (those whose logits are kept: the layer's keys
+    and values are computed for all, as the cache needs them) and their attention mask."""
+    if keep is None or len(keep) >= t:
+        return None, None
+    if keep == [t - 1]:
+        return keep, None  # one query at the end sees every position
+    return keep, torch.ones(t, s, dtype=torch.bool, device=device).tril(s - t)[keep]
 
 
 class _Gpt2:
@@ -184,17 +191,25 @@ class _Gpt2:
         x = (self.wte[input_ids] + self.wpe[start : start + t]).view(b * t, width)
         norm = (width,)
         mask = _mask(t, start + t, x.device)
+        rows, rows_mask = _last_rows(keep, t, start + t, x.device)
+        last = len(self.layers) - 1
         for i, (l1w, l1b, aw, ab, pw, pb, l2w, l2b, fw, fb, p2w, p2b, scale) in enumerate(
                 self.layers):
             h = F.layer_norm(x, norm, l1w, l1b, self.eps)
             qkv = torch.addmm(ab, h, aw).view(b, t, 3, self.heads, self.dim).permute(2, 0, 3, 1, 4)
-            a = _attention(cache, i, qkv[0], qkv[1], qkv[2], scale, mask)
-            a = a.transpose(1, 2).reshape(b * t, width)
+            q, m, tq = qkv[0], mask, t
+            if i == last and rows is not None:
+                q, m, tq = q[:, :, rows], rows_mask, len(rows)
+                x = x.view(b, t, width)[:, rows].reshape(b * tq, width)
+            a = _attention(cache, i, q, qkv[1], qkv[2], scale, m)
+            a = a.transpose(1, 2).reshape(b * tq, width)
             x = torch.addmm(pb, a, pw).add_(x)
             h = F.gelu(torch.addmm(fb, F.layer_norm(x, norm, l2w, l2b, self.eps), fw),
                        approximate="tanh")
             x = torch.addmm(p2b, h, p2w).add_(x)
-        x = _keep_rows(x.view(b, t, width), keep)
+        x = x.view(b, -1, width)
+        if rows is None and keep is not None:
+            x = x[:, keep]
         x = F.layer_norm(x, norm, self.ln_f.weight, self.ln_f.bias, self.eps)
         return (x @ self.head_t).float(), cache
 
@@ -232,6 +247,8 @@ class _Llama:
         cos, sin = self.rotary(x, pos)
         cos, sin = cos[:, None], sin[:, None]
         mask = _mask(t, start + t, x.device)
+        rows, rows_mask = _last_rows(keep, t, start + t, x.device)
+        last = len(self.layers) - 1
         for i, (ln1, qkv_w, qkv_b, o_w, o_b, ln2, gu_w, gu_b, down_w, down_b) in enumerate(
                 self.layers):
             qkv = _mm(_rms(ln1, x), qkv_w, qkv_b)
@@ -239,12 +256,17 @@ class _Llama:
             q = _rope(q.view(b, t, self.heads, self.dim).transpose(1, 2), cos, sin)
             k = _rope(k.view(b, t, self.kv_heads, self.dim).transpose(1, 2), cos, sin)
             v = v.view(b, t, self.kv_heads, self.dim).transpose(1, 2)
-            a = _attention(cache, i, q, k, v, self.scale, mask)
-            a = a.transpose(1, 2).reshape(b, t, self.q_size)
+            m, tq = mask, t
+            if i == last and rows is not None:
+                q, m, tq, x = q[:, :, rows], rows_mask, len(rows), x[:, rows]
+            a = _attention(cache, i, q, k, v, self.scale, m)
+            a = a.transpose(1, 2).reshape(b, tq, self.q_size)
             x = x + _mm(a, o_w, o_b)
             gate, up = _mm(_rms(ln2, x), gu_w, gu_b).split([self.inter, self.inter], -1)
             x = x + _mm(F.silu(gate) * up, down_w, down_b)
-        x = _rms(self.norm, _keep_rows(x, keep))
+        if rows is None and keep is not None:
+            x = x[:, keep]
+        x = _rms(self.norm, x)
         return (x @ self.head_t).float(), cache
 
 

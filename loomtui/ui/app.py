@@ -90,6 +90,7 @@ class LoomApp(App[int]):
         model: str | None = None,
         threads: int | None = None,
         device: str = "auto",
+        dtype: str = "float32",
         load_model: bool = False,
         autosave: bool = True,
         autosave_delay: float = 0.0,
@@ -102,6 +103,7 @@ class LoomApp(App[int]):
         self.model_name = model
         self.threads = threads
         self.device = device
+        self.dtype = dtype
         self.want_model = load_model and predictor is None
         self.model_state = "ready" if predictor is not None else (
             "loading model…" if self.want_model else "no model")
@@ -251,7 +253,8 @@ class LoomApp(App[int]):
             from loomtui.backends import load_predictor
 
             name = self.model_name or (self.loom.model if self.loom is not None else None)
-            pred = load_predictor(name, threads=self.threads, device=self.device)
+            pred = load_predictor(name, threads=self.threads, device=self.device,
+                                  dtype=self.dtype)
         except Exception as exc:
             self.post_message(ModelFailed(one_line(exc)))
             return
@@ -1005,7 +1008,7 @@ def new_session_path(sessions_dir: str | os.PathLike[str] | None) -> Path:
 
 def run_app(session_path: str | None = None, *, model: str | None = None,
             prompt: str | None = None, threads: int | None = None, device: str = "auto",
-            sessions_dir: str | None = None) -> int:
+            dtype: str = "float32", sessions_dir: str | None = None) -> int:
     """Start the app on a session file (or a new session); returns the exit status."""
     import sys
 
@@ -1024,7 +1027,7 @@ def run_app(session_path: str | None = None, *, model: str | None = None,
     if tree is not None and prompt:
         print("loomtui: note: --prompt is ignored for an existing session", file=sys.stderr)
     app = LoomApp(tree=tree, path=path, prompt=prompt, model=model, threads=threads,
-                  device=device, load_model=True, autosave_delay=0.3)
+                  device=device, dtype=dtype, load_model=True, autosave_delay=0.3)
     rc = app.run()
     return int(rc or 0)
 
