@@ -57,6 +57,26 @@ def test_filters_truncate_as_specified():
     assert renorm[:2].tolist() == pytest.approx([0.5 / 0.7, 0.2 / 0.7], abs=1e-6)
 
 
+def test_top_p_keeps_exactly_the_nucleus_of_a_large_vocabulary():
+    """Against the definition, row by row: keep a token when the tokens more probable than
+    it hold less than p (ties with the last kept token stay). Tokens within float32 rounding
+    of the boundary may go either way."""
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 49152, generator=gen) * torch.tensor([[0.5], [1], [2], [4], [8], [1]])
+    logits[5, 100:] = float("-inf")  # a row already cut by another filter
+    logits[0, :3] = 50.0  # ties at the top
+    probs = torch.softmax(logits.double(), -1)
+    asc, _ = torch.sort(probs, -1)
+    cum = asc.cumsum(-1)
+    # mass of the tokens strictly more probable than each token
+    more = cum[:, -1:] - cum.gather(-1, torch.searchsorted(asc, probs, right=True) - 1)
+    for p in (0.05, 0.5, 0.95):
+        got = filtered_logprobs(logits, Sampler(temperature=1.0, top_p=p)) > float("-inf")
+        sure = (more - p).abs() > 1e-4
+        assert torch.equal(got[sure], (more < p)[sure]), p
+        assert got.sum(-1).min() >= 1
+
+
 def test_temperature_sharpens(pred):
     logits = torch.tensor([[2.0, 1.0, 0.0]])
     cold = filtered_logprobs(logits, Sampler(temperature=0.5))[0].exp()
