@@ -122,3 +122,38 @@ def test_rollouts_over_a_shared_context_match_transformers(pred):
         want = torch.log_softmax(hf(pred, torch.tensor([tree.context_ids(typed.id)]))[0, -1],
                                  -1)
     assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_nodes_without_tokens_on_a_path(pred):
+    """An emptied node (an edited fork, an import) holds no KV: contexts through it, a
+    leaf made of it, and the hot buffers around it all stay exact."""
+    pred.store.clear()
+    tree = grow.new_tree(pred, "KING HENRY. Now, lords, for France; ")
+    root = tree.root_id
+    a = grow.type_text(tree, pred, root, " the enterprise whereof").id
+    a1 = grow.type_text(tree, pred, a, " shall be to the advantage").id
+    x = grow.type_text(tree, pred, root, " what say you, my good lord").id
+    e = tree.add_child(x, tree.new_node("", "edited")).id
+    y = tree.add_child(e, tree.new_node(" of Canterbury", "typed")).id
+    empty_leaf = tree.add_child(a, tree.new_node("", "typed")).id
+
+    def exact(nid: str, extra: list[int] | None = None) -> None:
+        ids = [t for n in tree.path(nid) for t in pred._ids(tree.node(n))] + (extra or [])
+        want = torch.log_softmax(hf(pred, torch.tensor([ids]))[0, -1], -1)
+        if extra:
+            seg = pred.score_tokens(tree, nid, extra)
+            got = torch.tensor(seg.distribution.top.logprobs)
+            assert torch.allclose(got, want[seg.distribution.top.ids], atol=1e-4), nid
+        else:
+            with torch.inference_mode():
+                got = torch.log_softmax(pred._context(tree, nid).last_logits, -1)
+            assert torch.allclose(got, want, atol=1e-4), nid
+
+    with torch.inference_mode():
+        for nid in (y, a1):
+            exact(nid)
+    exact(a1, [5, 6])
+    exact(y, [5])  # copies x over a's region, then passes the empty node
+    exact(a1, [5, 6])  # the hot buffers really hold a1's path again
+    exact(empty_leaf)  # nothing to run: the distribution after its parent
+    exact(empty_leaf, [7])

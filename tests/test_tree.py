@@ -726,3 +726,23 @@ def test_update_if_applies_only_to_an_unchanged_node():
                               token_logprobs=[-1.0, -1.0, -1.0])
     assert tree.node(kid.id).token_logprobs != [-1.0, -1.0, -1.0]
     assert not tree.update_if("missing", {}, note="x")
+
+
+def test_a_transaction_holds_the_lock_against_worker_writes():
+    """A worker's update_if waits until an edit is complete (never sees a half-done split)."""
+    import threading
+
+    tree = Tree(Node(id="r", text="root", origin="prompt"))
+    kid = tree.add_child("r", tree.new_node("abc", "typed", token_ids=[1, 2, 3],
+                                            token_offsets=[0, 1, 2]))
+    seen: list[bool] = []
+    worker = threading.Thread(target=lambda: seen.append(
+        tree.update_if(kid.id, {"token_ids": [1, 2, 3]}, token_logprobs=[0.0, 0.0, 0.0])))
+    with tree.transaction("split"):
+        worker.start()
+        worker.join(0.2)
+        assert worker.is_alive()  # blocked while the edit is in progress
+        tree.split(kid.id, at_token=1)
+    worker.join(5)
+    assert seen == [False]  # it saw the split node, not the one it read
+    assert tree.node(kid.id).token_logprobs is None

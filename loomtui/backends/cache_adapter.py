@@ -185,9 +185,10 @@ def kv_bytes(kv: KV) -> int:
 
 
 def kv_slice(kv: KV, start: int, stop: int, row: int | None = None) -> KV:
-    """Positions ``start:stop`` (of one batch row, if given) as contiguous tensors."""
-    if row is None:
-        return [(k[:, :, start:stop].contiguous(), v[:, :, start:stop].contiguous())
-                for k, v in kv]
-    return [(k[row : row + 1, :, start:stop].contiguous(),
-             v[row : row + 1, :, start:stop].contiguous()) for k, v in kv]
+    """Positions ``start:stop`` (of one batch row, if given) as new contiguous tensors: always
+    copies (``.contiguous()`` would return a view of a shared buffer when the slice happens to
+    be contiguous already, as with one KV head)."""
+    rows = slice(None) if row is None else slice(row, row + 1)
+    fmt = torch.contiguous_format
+    return [(k[rows, :, start:stop].clone(memory_format=fmt),
+             v[rows, :, start:stop].clone(memory_format=fmt)) for k, v in kv]

@@ -258,6 +258,12 @@ class TransformersPredictor:
             return _Context(cache, start, last_logits, 0, True)
         self.store.stats.misses += 1
         run = [t for ids in seg_ids[j:] for t in ids]
+        if not run:  # only nodes without tokens are left: the context ends where it did
+            assert last_logits is not None
+            for k in range(j, len(nodes)):
+                self.store.put(path[k], path[k - 1], [], start, [], last_logits)
+            cache = self._assemble(parts, start, reserve) if want_cache else None
+            return _Context(cache, start, last_logits, 0, True)
         # Logits are needed at each node's last token, and everywhere in nodes still to score
         # (imported or retokenised ones).
         keep: list[int] = []
@@ -308,7 +314,7 @@ class TransformersPredictor:
         if length == 0:
             return None
         need = length + max(extra, 1)
-        hot = self._hot
+        hot, self._hot = self._hot, None  # until the buffers hold ``parts`` again
         if hot is not None and hot.bufs[0][0].shape[2] >= need:
             common, pos = 0, 0
             for a, b in zip(hot.slices, parts, strict=False):
@@ -318,6 +324,8 @@ class TransformersPredictor:
                 pos += len(a.ids)
             for s in parts[common:]:
                 n = len(s.ids)
+                if not n:
+                    continue
                 for (kbuf, vbuf), (k, v) in zip(hot.bufs, s.kv, strict=True):
                     kbuf[:, :, pos : pos + n] = k
                     vbuf[:, :, pos : pos + n] = v

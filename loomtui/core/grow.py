@@ -26,11 +26,16 @@ def node_from_segment(tree: Tree, seg: Segment, origin: str, model: str,
 
 def _attach(tree: Tree, pred: Predictor, parent: str, seg: Segment, origin: str,
             sampler: Sampler | None = None) -> Node:
-    node = tree.add_child(parent, node_from_segment(tree, seg, origin, pred.model_id, sampler))
+    return tree.add_child(parent, node_from_segment(tree, seg, origin, pred.model_id, sampler))
+
+
+def _adopt(tree: Tree, pred: Predictor, pairs: list[tuple[Node, Segment]]) -> None:
+    """Hand each segment's KV to the predictor under its node: after the transaction, which
+    holds the tree's lock (the predictor takes its own lock first, then the tree's)."""
     adopt = getattr(pred, "adopt", None)
     if adopt is not None:
-        adopt(tree, node.id, seg)
-    return node
+        for node, seg in pairs:
+            adopt(tree, node.id, seg)
 
 
 def new_tree(pred: Predictor, prompt: str, sampler: Sampler | None = None) -> Tree:
@@ -63,13 +68,14 @@ def expand(tree: Tree, pred: Predictor, node_id: str, sampler: Sampler, seed: in
     sampler = sampler.validated()
     seed = random.randrange(2**31) if seed is None else seed
     segs = pred.sample(tree, node_id, sampler.n, sampler, seed, on_token=on_token, cancel=cancel)
-    kids = []
+    pairs = []
     with tree.transaction("expand"):
         for seg in segs:
             if not seg.token_ids:
                 continue
-            kids.append(_attach(tree, pred, node_id, seg, "sampled", sampler))
-    return kids
+            pairs.append((_attach(tree, pred, node_id, seg, "sampled", sampler), seg))
+    _adopt(tree, pred, pairs)
+    return [node for node, _ in pairs]
 
 
 def pick(tree: Tree, pred: Predictor, node_id: str, *, rank: int | None = None,
@@ -97,6 +103,7 @@ def pick(tree: Tree, pred: Predictor, node_id: str, *, rank: int | None = None,
     seg = pred.score_tokens(tree, node_id, [token_id])
     with tree.transaction("pick"):
         child = _attach(tree, pred, node_id, seg, "picked")
+    _adopt(tree, pred, [(child, seg)])
     return child
 
 
@@ -107,6 +114,7 @@ def type_text(tree: Tree, pred: Predictor, node_id: str, text: str) -> Node:
     seg = pred.score(tree, node_id, text)
     with tree.transaction("type"):
         child = _attach(tree, pred, node_id, seg, "typed")
+    _adopt(tree, pred, [(child, seg)])
     return child
 
 

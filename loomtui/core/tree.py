@@ -6,11 +6,12 @@ edit goes through :meth:`Tree._apply`, which records it for undo/redo.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import networkx as nx
 
@@ -29,6 +30,20 @@ def _base36(n: int) -> str:
         out = _ID_ALPHABET[r] + out
         if n == 0:
             return out
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """Run a tree edit under :attr:`Tree.lock`, reads included (see ``Tree.transaction``)."""
+
+    @functools.wraps(method)
+    def run(self: Tree, *args: Any, **kwargs: Any) -> Any:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return run  # type: ignore[return-value]
 
 
 class Tree:
@@ -200,21 +215,25 @@ class Tree:
     # ----------------------------------------------------------------- editing
     @contextmanager
     def transaction(self, label: str) -> Iterator[Patch]:
-        """Group every edit inside into one undo step."""
-        outer = self._pending is None
-        if outer:
-            self._pending = Patch(label, selected_before=self.selected)
-        self._depth_pending += 1
-        try:
-            yield self._pending  # type: ignore[misc]
-        finally:
-            self._depth_pending -= 1
+        """Group every edit inside into one undo step. Holds :attr:`lock` throughout, so a
+        worker thread never sees an edit half done (a split with its tail both in the node
+        and in its new child); do not wait on another thread inside one."""
+        with self.lock:
+            outer = self._pending is None
             if outer:
-                patch, self._pending = self._pending, None
-                assert patch is not None
-                patch.selected_after = self.selected
-                self.history.push(patch)
+                self._pending = Patch(label, selected_before=self.selected)
+            self._depth_pending += 1
+            try:
+                yield self._pending  # type: ignore[misc]
+            finally:
+                self._depth_pending -= 1
+                if outer:
+                    patch, self._pending = self._pending, None
+                    assert patch is not None
+                    patch.selected_after = self.selected
+                    self.history.push(patch)
 
+    @_locked
     def add_child(self, parent_id: str, node: Node) -> Node:
         """Add ``node`` (which must have a fresh id) under ``parent_id``."""
         self.node(parent_id)
@@ -258,6 +277,7 @@ class Tree:
     def set_tags(self, node_id: str, tags: list[str]) -> None:
         self._set(node_id, "tags", tags=list(tags))
 
+    @_locked
     def delete(self, node_id: str) -> list[str]:
         """Delete ``node_id`` and its subtree; returns the deleted ids."""
         if node_id == self.root_id:
@@ -272,6 +292,7 @@ class Tree:
                 self._apply(Op("remove", n, next(iter(pred[n])), self._nodes[n]))
         return doomed
 
+    @_locked
     def edit(self, node_id: str, text: str) -> Node:
         """Fork ``node_id`` as an ``edited`` sibling holding ``text``; the original stays."""
         parent = self.parent(node_id)
@@ -284,6 +305,7 @@ class Tree:
             self.selected = fork.id
         return fork
 
+    @_locked
     def split(self, node_id: str, at_token: int | None = None, at_char: int | None = None) -> Node:
         """Split a node in two at a token index (or a character offset for untokenised text).
 
@@ -340,6 +362,7 @@ class Tree:
             self._set_op(node_id, head_fields)
         return tail
 
+    @_locked
     def merge(self, node_id: str) -> Node:
         """Merge ``node_id`` with its descendants down a chain of only children."""
         chain = [self.node(node_id).id]
@@ -408,6 +431,7 @@ class Tree:
     def can_redo(self) -> bool:
         return bool(self.history.redo_stack)
 
+    @_locked
     def undo(self) -> Patch | None:
         """Revert the last edit; returns it (for redrawing) or None if there is none."""
         if not self.history.undo_stack:
@@ -424,6 +448,7 @@ class Tree:
         self._touch()
         return patch
 
+    @_locked
     def redo(self) -> Patch | None:
         if not self.history.redo_stack:
             return None
@@ -440,6 +465,7 @@ class Tree:
         return patch
 
     # ----------------------------------------------------------------- internals
+    @_locked
     def _set(self, node_id: str, label: str, **fields: Any) -> None:
         self.node(node_id)
         with self.transaction(label):
