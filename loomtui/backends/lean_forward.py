@@ -3,9 +3,13 @@
 A transformers forward call costs a fixed few milliseconds of Python (module calls, mask and
 cache bookkeeping) on top of the arithmetic. That is noise for a full prompt but the larger part
 of a short step: a 32-token continuation on the bundled model, or one sampling step. This module
-runs the same weights with plain tensor calls: one fused ``addmm`` per projection, attention with
-grouped KV heads handled by SDPA itself (no key/value copies), no attention mask for one-token
-steps, and the KV written straight into the cache's reserved buffer.
+runs the same weights with plain tensor calls:
+
+* one fused product per projection (q/k/v, gate/up), weights laid out [in, out];
+* grouped KV heads handled by SDPA itself (no key/value copies), no mask for one-token steps;
+* the KV written straight into the cache's reserved buffer;
+* the last layer run only for the positions whose logits are kept;
+* :class:`SharedPrefix`: n rollouts attend to their common context held once.
 
 It covers only configurations it reproduces exactly and returns ``None`` for anything else
 (other architectures, rope variants, cross attention, ...), which keeps the transformers path.
