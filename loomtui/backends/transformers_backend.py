@@ -170,11 +170,12 @@ class TransformersPredictor:
         handle = getattr(segment, "handle", None)
         if isinstance(handle, _Handle):
             with self.lock:
-                with tree.lock:
-                    ids = self._ids(tree.node(node_id))
-                    parent = tree.parent(node_id)
-                    start = (sum(len(self._ids(tree.node(n))) for n in tree.path(parent))
-                             if parent is not None else -1)
+                with tree.lock:  # read atomically; tokenise (if need be) outside the lock
+                    raw = [(n.id, n.text, n.token_ids, n.model)
+                           for n in map(tree.node, tree.path(node_id))]
+                ids = self._ids_of(*raw[-1])
+                parent = raw[-2][0] if len(raw) > 1 else None
+                start = sum(len(self._ids_of(*r)) for r in raw[:-1]) if parent else -1
                 # Only if the node still holds exactly those tokens at that position (it may
                 # have been split or moved while this waited for the lock).
                 if ids == list(segment.token_ids) and start == handle.start:
@@ -187,36 +188,42 @@ class TransformersPredictor:
         return node.token_ids is not None and node.model in (None, self.model_id)
 
     def _ids(self, node: Any) -> list[int]:
+        return self._ids_of(node.id, node.text, node.token_ids, node.model)
+
+    def _ids_of(self, node_id: str, text: str, token_ids: list[int] | None,
+                model: str | None) -> list[int]:
         """Token ids of a node for this model. Nodes another model made keep their stored ids
         and scores (marked with that model); for context they are re-tokenised here, as are
         nodes with no token ids yet (imported, typed offline)."""
-        if self._ours(node):
-            return node.token_ids  # type: ignore[no-any-return]
-        key = (node.id, node.text)
+        if token_ids is not None and model in (None, self.model_id):
+            return token_ids
+        key = (node_id, text)
         ids = self._foreign.get(key)
         if ids is None:
             if len(self._foreign) > 10000:
                 self._foreign.clear()
-            ids = self._foreign[key] = self.tokenize(node.text)
+            ids = self._foreign[key] = self.tokenize(text)
         return ids
 
     def _snapshot(self, tree: Tree, node_id: str) -> list[_Seen]:
-        """The path to ``node_id`` as this model sees it, read atomically: the app's main
-        thread may edit the tree while a worker runs the model."""
+        """The path to ``node_id`` as this model sees it. The fields are read atomically
+        (the app's main thread may edit the tree while a worker runs the model); tokenising
+        happens after, outside the tree's lock, and its result is stored only if the node is
+        unchanged."""
         with tree.lock:
-            out = []
-            for nid in tree.path(node_id):
-                node = tree.node(nid)
-                fresh = node.token_ids is None
-                ids = self._ids(node)
-                scores = fresh or (self._ours(node) and (
-                    node.token_logprobs is None or node.alternatives is None))
-                out.append(_Seen(nid, node.text, ids, fresh, scores))
-        for seen in out:
-            if seen.fresh:  # untokenised nodes take this model's tokens
-                tree.update_if(seen.id, {"text": seen.text, "token_ids": None},
-                               token_ids=seen.ids, token_offsets=self.offsets(seen.ids, seen.text),
-                               token_logprobs=None, alternatives=None, model=self.model_id)
+            raw = [(n.id, n.text, n.token_ids, n.model,
+                    n.token_logprobs is None or n.alternatives is None)
+                   for n in map(tree.node, tree.path(node_id))]
+        out = []
+        for nid, text, token_ids, model, unscored in raw:
+            fresh = token_ids is None
+            ours = not fresh and model in (None, self.model_id)
+            ids = self._ids_of(nid, text, token_ids, model)
+            out.append(_Seen(nid, text, ids, fresh, fresh or (ours and unscored)))
+            if fresh:  # untokenised nodes take this model's tokens
+                tree.update_if(nid, {"text": text, "token_ids": None}, token_ids=ids,
+                               token_offsets=self.offsets(ids, text), token_logprobs=None,
+                               alternatives=None, model=self.model_id)
         return out
 
     def _context(self, tree: Tree, node_id: str, reserve: int = 0,
