@@ -336,3 +336,13 @@ def test_an_edit_made_while_the_model_runs_is_not_overwritten(fresh, monkeypatch
     grow.ensure_distribution(tree, fresh, kid.id)  # later calls score the new tokens
     node = tree.node(kid.id)
     assert len(node.token_logprobs) == len(node.token_ids) == 2
+
+
+def test_the_model_refuses_to_run_inside_a_transaction(fresh):
+    """Workers take the predictor's lock, then the tree's; a transaction holds the tree's."""
+    from loomtui.core.errors import TreeError
+
+    tree = grow.new_tree(fresh, PROMPT)
+    with pytest.raises(TreeError, match="transaction"), tree.transaction("macro"):
+        grow.type_text(tree, fresh, tree.root_id, " there")
+    assert len(tree) == 1

@@ -604,14 +604,14 @@ def test_empty_transaction_records_nothing(tree: Tree) -> None:
     assert tree.can_redo  # an empty step does not clear redo
 
 
-def test_transaction_interrupted_by_error_is_still_undoable(tree: Tree) -> None:
+def test_transaction_interrupted_by_error_is_rolled_back(tree: Tree) -> None:
     before = snapshot(tree)
+    depth = len(tree.history.undo_stack)
     with pytest.raises(TreeError), tree.transaction("partial"):
         tree.set_note("a", "changed")
         tree.delete("r")
-    assert tree.node("a").note == "changed"
-    tree.undo()
     assert snapshot(tree) == before
+    assert len(tree.history.undo_stack) == depth
 
 
 def test_history_is_bounded() -> None:
@@ -746,3 +746,34 @@ def test_a_transaction_holds_the_lock_against_worker_writes():
     worker.join(5)
     assert seen == [False]  # it saw the split node, not the one it read
     assert tree.node(kid.id).token_logprobs is None
+
+
+def test_an_edit_that_fails_half_way_is_rolled_back():
+    tree = Tree(Node(id="r", text="root", origin="prompt"))
+    kid = tree.add_child("r", tree.new_node("abc", "typed", token_ids=[1, 2, 3],
+                                            token_offsets=[0, 1, 2]))
+    tree.select(kid.id)
+    depth = len(tree.history.undo_stack)
+    with pytest.raises(RuntimeError), tree.transaction("branch"):
+        tail = tree.split(kid.id, at_token=1)
+        tree.select(tail.id)
+        raise RuntimeError("the rest of the edit failed")
+    assert len(tree) == 2 and tree.node(kid.id).text == "abc"
+    assert tree.node(kid.id).token_ids == [1, 2, 3] and tree.selected == kid.id
+    assert len(tree.history.undo_stack) == depth and not tree.in_transaction
+
+
+def test_undo_restores_the_model_of_token_ids_retokenised_meanwhile():
+    """A merge of nodes from two tokenizers drops the token ids; if a model then tokenises
+    the node for itself, undoing the merge must bring back the old ids *and* their model."""
+    tree = Tree(Node(id="r", text="root", origin="prompt"))
+    a = tree.add_child("r", tree.new_node(" there was", "imported", token_ids=[11, 22, 33],
+                                          token_offsets=[0, 6, 7], model="other"))
+    tree.add_child(a.id, tree.new_node(" a fox", "typed", token_ids=[5, 6],
+                                       token_offsets=[0, 2], model="mine"))
+    tree.merge(a.id)
+    assert tree.node(a.id).token_ids is None
+    assert tree.update_if(a.id, {"token_ids": None}, token_ids=[7, 8, 9, 10], model="mine")
+    tree.undo()
+    node = tree.node(a.id)
+    assert (node.token_ids, node.model) == ([11, 22, 33], "other")

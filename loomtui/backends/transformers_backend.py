@@ -9,6 +9,7 @@ keeps its most recent tokens (and is not cached, since positions shift).
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,8 @@ from loomtui.core.node import Alternatives, Choices, Distribution, Sampler
 from loomtui.core.predictor import OnToken, Segment
 from loomtui.core.tree import Tree
 
+FOREIGN_CACHE = 100_000
+"""Token ids kept for nodes this model re-tokenises (another model's, untokenised), LRU."""
 DIGITS = 5
 """Stored log-probabilities are rounded to this many decimals (sessions stay small)."""
 
@@ -96,7 +99,7 @@ class TransformersPredictor:
         self.lock = threading.RLock()
         self._hot: _Hot | None = None
         self._pieces: dict[int, str] = {}
-        self._foreign: dict[tuple[str, str], list[int]] = {}
+        self._foreign: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
 
     # ------------------------------------------------------------ tokenizer
     def _eos_ids(self) -> set[int]:
@@ -200,9 +203,11 @@ class TransformersPredictor:
         key = (node_id, text)
         ids = self._foreign.get(key)
         if ids is None:
-            if len(self._foreign) > 10000:
-                self._foreign.clear()
+            while len(self._foreign) >= FOREIGN_CACHE:
+                self._foreign.popitem(last=False)
             ids = self._foreign[key] = self.tokenize(text)
+        else:
+            self._foreign.move_to_end(key)
         return ids
 
     def _snapshot(self, tree: Tree, node_id: str) -> list[_Seen]:

@@ -29,6 +29,13 @@ def _attach(tree: Tree, pred: Predictor, parent: str, seg: Segment, origin: str,
     return tree.add_child(parent, node_from_segment(tree, seg, origin, pred.model_id, sampler))
 
 
+def _outside_transaction(tree: Tree) -> None:
+    """Model calls take the predictor's lock and then the tree's, as worker threads do; inside
+    a transaction (which holds the tree's lock) that order would be reversed."""
+    if tree.in_transaction:
+        raise TreeError("the model cannot run inside a tree transaction; grow the tree first")
+
+
 def _adopt(tree: Tree, pred: Predictor, pairs: list[tuple[Node, Segment]]) -> None:
     """Hand each segment's KV to the predictor under its node: after the transaction, which
     holds the tree's lock (the predictor takes its own lock first, then the tree's)."""
@@ -51,6 +58,7 @@ def new_tree(pred: Predictor, prompt: str, sampler: Sampler | None = None) -> Tr
 
 def ensure_distribution(tree: Tree, pred: Predictor, node_id: str, top_k: int = 20) -> Node:
     """Compute and store ``node_id``'s next-token distribution if it has none (or too few)."""
+    _outside_transaction(tree)
     node = tree.node(node_id)
     if node.distribution is None or len(node.distribution.top) < min(top_k, 20) or (
             node.distribution.entropy is None):
@@ -65,6 +73,7 @@ def expand(tree: Tree, pred: Predictor, node_id: str, sampler: Sampler, seed: in
 
     When cancelled, the tokens generated so far are kept as children.
     """
+    _outside_transaction(tree)
     sampler = sampler.validated()
     seed = random.randrange(2**31) if seed is None else seed
     segs = pred.sample(tree, node_id, sampler.n, sampler, seed, on_token=on_token, cancel=cancel)
@@ -82,6 +91,7 @@ def pick(tree: Tree, pred: Predictor, node_id: str, *, rank: int | None = None,
          token_text: str | None = None, token_id: int | None = None) -> Node:
     """Add a one-token child: the ``rank``-th most probable token, a token given by its text,
     or by id. The child holds its log-probability and its own distribution."""
+    _outside_transaction(tree)
     if rank is not None:
         if rank < 1:
             raise TreeError(f"rank must be 1 or more, got {rank}")
@@ -109,6 +119,7 @@ def pick(tree: Tree, pred: Predictor, node_id: str, *, rank: int | None = None,
 
 def type_text(tree: Tree, pred: Predictor, node_id: str, text: str) -> Node:
     """Add typed text as a child, tokenised as a continuation and scored token by token."""
+    _outside_transaction(tree)
     if not text:
         raise TreeError("there is no text to add")
     seg = pred.score(tree, node_id, text)

@@ -225,13 +225,29 @@ class Tree:
             self._depth_pending += 1
             try:
                 yield self._pending  # type: ignore[misc]
-            finally:
-                self._depth_pending -= 1
+            except BaseException:
+                if outer:  # an edit that fails half way is undone, not kept
+                    patch, self._pending = self._pending, None
+                    assert patch is not None
+                    for op in reversed(patch.ops):
+                        self._do(op.inverse())
+                    if patch.selected_before in self._nodes:
+                        self.selected = patch.selected_before  # type: ignore[assignment]
+                    elif self.selected not in self._nodes:
+                        self.selected = self.root_id
+                raise
+            else:
                 if outer:
                     patch, self._pending = self._pending, None
                     assert patch is not None
                     patch.selected_after = self.selected
                     self.history.push(patch)
+            finally:
+                self._depth_pending -= 1
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._pending is not None
 
     @_locked
     def add_child(self, parent_id: str, node: Node) -> Node:
@@ -472,6 +488,10 @@ class Tree:
             self._set_op(node_id, fields)
 
     def _set_op(self, node_id: str, fields: dict[str, Any]) -> None:
+        if "token_ids" in fields and "model" not in fields:
+            # Token ids mean nothing without the tokenizer's model: undo must restore both (a
+            # worker may have retokenised the node for its own model in between).
+            fields = {**fields, "model": self._nodes[node_id].model}
         with self.lock:
             node = self._nodes[node_id]
             before = {k: getattr(node, k) for k in fields}
