@@ -161,6 +161,17 @@ def test_bookmark_field_created_and_missing_text() -> None:
     assert not tree.node("b").bookmarked
 
 
+def refused(path: Path, content: bytes) -> str:
+    """Import ``content`` from ``path``: the one-line error it gets (the file is untouched)."""
+    path.write_bytes(content)
+    with pytest.raises(SessionError) as ei:
+        load_pyloom(path)
+    msg = str(ei.value)
+    assert "\n" not in msg
+    assert path.read_bytes() == content
+    return msg
+
+
 @pytest.mark.parametrize(("content", "needle"), [
     (b"{not json", "not valid JSON"),
     (b"\xff\xfe\x00", "not valid JSON"),
@@ -174,14 +185,9 @@ def test_bookmark_field_created_and_missing_text() -> None:
 def test_malformed_input_is_one_line_session_error(tmp_path: Path, content: bytes,
                                                    needle: str) -> None:
     path = tmp_path / "loom.json"
-    path.write_bytes(content)
-    with pytest.raises(SessionError) as ei:
-        load_pyloom(path)
-    msg = str(ei.value)
-    assert "\n" not in msg
+    msg = refused(path, content)
     assert msg.startswith(f"{path}: ")
     assert needle in msg
-    assert path.read_bytes() == content
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -215,11 +221,4 @@ def test_deep_branch_imports(tmp_path: Path) -> None:
 
 def test_too_deep_for_the_json_parser_is_a_session_error(tmp_path: Path) -> None:
     path = tmp_path / "deeper.json"
-    raw = _nested_chain(5000)
-    path.write_bytes(raw)
-    with pytest.raises(SessionError) as ei:
-        load_pyloom(path)
-    msg = str(ei.value)
-    assert "\n" not in msg
-    assert msg.startswith(f"{path}: nested too deeply")
-    assert path.read_bytes() == raw
+    assert refused(path, _nested_chain(5000)).startswith(f"{path}: nested too deeply")

@@ -237,14 +237,19 @@ async def test_type_text_adds_a_scored_child(bard_tree, pred):
         assert node.token_logprobs and all(lp is not None for lp in node.token_logprobs)
 
 
+async def expand_one_and_enter(pilot) -> None:
+    """Sample one child of the root (the session's sampler) and select it."""
+    await settle(pilot)
+    await pilot.press("e")
+    await settle(pilot)
+    await pilot.press("l")
+
+
 async def test_branch_from_inside_a_segment_is_one_undo_step(bard_tree, pred):
     bard_tree.sampler = Sampler(n=1, max_tokens=8)
     app = LoomApp(tree=bard_tree, predictor=pred)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("e")
-        await settle(pilot)
-        await pilot.press("l")
+        await expand_one_and_enter(pilot)
         await settle(pilot)
         nid = bard_tree.selected
         node = bard_tree.node(nid)
@@ -275,10 +280,7 @@ async def test_split_merge_delete_edit_note(bard_tree, pred):
     bard_tree.sampler = Sampler(n=1, max_tokens=8)
     app = LoomApp(tree=bard_tree, predictor=pred)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("e")
-        await settle(pilot)
-        await pilot.press("l")
+        await expand_one_and_enter(pilot)
         nid = bard_tree.selected
         text = bard_tree.node(nid).text
         await pilot.press("x")  # no token cursor: a warning, nothing changes

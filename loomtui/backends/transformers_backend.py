@@ -186,9 +186,9 @@ class TransformersPredictor:
                                    handle.last_logits)
         segment.handle = None
 
-    def _ours(self, node: Any) -> bool:
-        """Whether the node's token ids come from this model's tokenizer."""
-        return node.token_ids is not None and node.model in (None, self.model_id)
+    def _ours(self, token_ids: list[int] | None, model: str | None) -> bool:
+        """Whether a node's token ids come from this model's tokenizer."""
+        return token_ids is not None and model in (None, self.model_id)
 
     def _ids(self, node: Any) -> list[int]:
         return self._ids_of(node.id, node.text, node.token_ids, node.model)
@@ -198,8 +198,8 @@ class TransformersPredictor:
         """Token ids of a node for this model. Nodes another model made keep their stored ids
         and scores (marked with that model); for context they are re-tokenised here, as are
         nodes with no token ids yet (imported, typed offline)."""
-        if token_ids is not None and model in (None, self.model_id):
-            return token_ids
+        if self._ours(token_ids, model):
+            return token_ids  # type: ignore[return-value]
         key = (node_id, text)
         ids = self._foreign.get(key)
         if ids is None:
@@ -222,9 +222,9 @@ class TransformersPredictor:
         out = []
         for nid, text, token_ids, model, unscored in raw:
             fresh = token_ids is None
-            ours = not fresh and model in (None, self.model_id)
             ids = self._ids_of(nid, text, token_ids, model)
-            out.append(_Seen(nid, text, ids, fresh, fresh or (ours and unscored)))
+            scores = fresh or (self._ours(token_ids, model) and unscored)
+            out.append(_Seen(nid, text, ids, fresh, scores))
             if fresh:  # untokenised nodes take this model's tokens
                 tree.update_if(nid, {"text": text, "token_ids": None}, token_ids=ids,
                                token_offsets=self.offsets(ids, text), token_logprobs=None,
