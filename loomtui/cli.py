@@ -9,21 +9,17 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from loomtui.core.errors import LoomError
 from loomtui.core.node import Sampler
+from loomtui.core.text import short, unescape
 from loomtui.core.tree import Tree
 
 COMMANDS = ("open", "show", "tree", "import", "export", "new", "expand", "pick", "type", "bench",
             "models")
-
-
-def _short(text: str, width: int = 60) -> str:
-    s = text.replace("\n", "⏎").replace("\t", "⇥")
-    return s if len(s) <= width else s[: width - 1] + "…"
 
 
 def _prob(lp: float | None) -> str:
@@ -116,7 +112,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"entropy {ent}  top-{len(d.top)} mass {100 * d.mass:.1f}%  model {d.model}")
         for rank, (tid, text, lp) in enumerate(d.top.head(args.top), 1):
             bar = "█" * max(1, round(20 * math.exp(lp)))
-            print(f"{rank:3d} {_prob(lp)} {tid:6d} {_short(repr(text), 24):24s} {bar}")
+            print(f"{rank:3d} {_prob(lp)} {tid:6d} {short(repr(text), 24):24s} {bar}")
     return 0
 
 
@@ -141,7 +137,7 @@ def cmd_tree(args: argparse.Namespace) -> int:
             lp = n.logprob()
             mean = lp / n.n_tokens if lp is not None and n.n_tokens else None
             print(f"{indent}{nid} {marks}{n.origin[:4]:4s} {_prob(mean)} "
-                  f"{_short(n.text)!s}")
+                  f"{short(n.text, 60)}")
         stack.extend((k, depth + 1) for k in reversed(tree.children(nid, args.order)))
     return 0
 
@@ -207,7 +203,10 @@ def _sampler(args: argparse.Namespace, tree: Tree) -> Sampler:
         if value is not None:
             changes[key] = value
     if args.stop:
-        changes["stop"] = tuple(s.encode().decode("unicode_escape") for s in args.stop)
+        try:
+            changes["stop"] = tuple(unescape(s) for s in args.stop)
+        except ValueError as exc:
+            raise LoomError(f"--stop: {exc}") from None
     try:
         return base.with_(**changes).validated()
     except ValueError as exc:
@@ -227,43 +226,44 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_expand(args: argparse.Namespace) -> int:
-    from loomtui.core.grow import expand
+def _grow(args: argparse.Namespace, compute: Callable[[Tree, Any, str], Any]) -> int:
+    """Load the session, run phase one (``compute``) and phase two, save, print the new ids."""
+    from loomtui.core import grow
 
     tree = _load(args.session)
     nid = _node_id(tree, args.node)
-    sampler = _sampler(args, tree)
     pred = _predictor(args, tree)
-    kids = expand(tree, pred, nid, sampler, seed=args.seed if args.seed is not None else tree.seed)
+    for node in grow.grow(tree, pred, compute(tree, pred, nid)):
+        print(node.id)
     _save(tree, args.session)
-    for k in kids:
-        print(k.id)
     return 0
+
+
+def cmd_expand(args: argparse.Namespace) -> int:
+    from loomtui.core import grow
+
+    def compute(tree: Tree, pred: Any, nid: str) -> grow.Growth:
+        seed = args.seed if args.seed is not None else tree.seed
+        return grow.sample(tree, pred, nid, _sampler(args, tree), seed)
+
+    return _grow(args, compute)
 
 
 def cmd_pick(args: argparse.Namespace) -> int:
-    from loomtui.core.grow import pick
+    from loomtui.core import grow
 
-    tree = _load(args.session)
-    nid = _node_id(tree, args.node)
-    pred = _predictor(args, tree)
-    child = pick(tree, pred, nid, rank=args.rank, token_text=args.token)
-    _save(tree, args.session)
-    print(child.id)
-    return 0
+    def compute(tree: Tree, pred: Any, nid: str) -> grow.Growth:
+        tid = grow.choose_token(tree, pred, nid, rank=args.rank, token_text=args.token)
+        return grow.score_tokens(tree, pred, nid, [tid])
+
+    return _grow(args, compute)
 
 
 def cmd_type(args: argparse.Namespace) -> int:
-    from loomtui.core.grow import type_text
+    from loomtui.core import grow
 
-    tree = _load(args.session)
-    nid = _node_id(tree, args.node)
-    pred = _predictor(args, tree)
-    child = type_text(tree, pred, nid, args.text.encode().decode("unicode_escape")
-                      if args.escapes else args.text)
-    _save(tree, args.session)
-    print(child.id)
-    return 0
+    text = unescape(args.text) if args.escapes else args.text
+    return _grow(args, lambda tree, pred, nid: grow.score_text(tree, pred, nid, text))
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -155,14 +155,6 @@ class TransformersPredictor:
             ctx = self._context(tree, node_id, want_cache=False)
             return self._distribution(ctx.last_logits, top_k)
 
-    def token_logprob(self, tree: Tree, node_id: str, token_id: int) -> float:
-        if not 0 <= token_id < self.vocab_size:
-            raise TreeError(
-                f"token id {token_id} is outside the vocabulary (0..{self.vocab_size - 1})")
-        with self.lock, torch.inference_mode():
-            ctx = self._context(tree, node_id, want_cache=False)
-            return float(torch.log_softmax(ctx.last_logits, -1)[token_id])
-
     # ------------------------------------------------------------ context and cache
     def protect(self, tree: Tree, node_id: str) -> None:
         """Never evict the slices on ``node_id``'s path (the selected branch)."""
@@ -217,18 +209,19 @@ class TransformersPredictor:
         unchanged."""
         with tree.lock:
             raw = [(n.id, n.text, n.token_ids, n.model,
-                    n.token_logprobs is None or n.alternatives is None)
+                    n.token_logprobs is None or n.alternatives is None,
+                    n.scores_kept(self.model_id) if n.token_ids is None else None)
                    for n in map(tree.node, tree.path(node_id))]
         out = []
-        for nid, text, token_ids, model, unscored in raw:
+        for nid, text, token_ids, model, unscored, kept in raw:
             fresh = token_ids is None
             ids = self._ids_of(nid, text, token_ids, model)
             scores = fresh or (self._ours(token_ids, model) and unscored)
             out.append(_Seen(nid, text, ids, fresh, scores))
-            if fresh:  # untokenised nodes take this model's tokens
+            if fresh:  # untokenised nodes take this model's tokens; others' scores are kept
                 tree.update_if(nid, {"text": text, "token_ids": None}, token_ids=ids,
                                token_offsets=self.offsets(ids, text), token_logprobs=None,
-                               alternatives=None, model=self.model_id)
+                               alternatives=None, model=self.model_id, scores=kept)
         return out
 
     def _context(self, tree: Tree, node_id: str, reserve: int = 0,

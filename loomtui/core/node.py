@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, overload
 
 ORIGINS = ("prompt", "sampled", "picked", "typed", "edited", "imported")
 
-TokenChoice = tuple[int, str, float]
-"""One candidate token: (token id, its text, its log-probability in nats)."""
+TokenChoice = tuple[int | None, str, float]
+"""One candidate token: (token id or None where unknown, its text, its log-probability)."""
 
 
 @dataclass(slots=True)
 class Choices:
     """A ranked list of token choices, stored as columns (fast to load, save and validate)."""
 
-    ids: list[int] = field(default_factory=list)
+    ids: list[int | None] = field(default_factory=list)
+    """Token ids; None where only the text is known (an engine that cannot tokenise, another
+    loom's alternatives keyed by text)."""
     texts: list[str] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
 
@@ -58,7 +60,7 @@ class Choices:
 class Alternatives:
     """Per-token alternatives of a segment: ``alts[i]`` is the top few tokens at position i."""
 
-    ids: list[list[int]] = field(default_factory=list)
+    ids: list[list[int | None]] = field(default_factory=list)
     texts: list[list[str]] = field(default_factory=list)
     logprobs: list[list[float]] = field(default_factory=list)
 
@@ -98,14 +100,17 @@ class Distribution:
     """The predictor's next-token distribution after a context, truncated to its top entries.
 
     ``entropy`` (nats) and ``mass`` describe the *full* distribution, so the user can see how
-    much the stored top-k leaves out. ``entropy`` is None when only the top entries are known
-    (for instance after a split, from stored per-token alternatives).
+    much the stored top-k leaves out. A *partial* distribution is one of which only the top
+    entries are known (an engine's top-k logprobs, another loom's counterfactuals, a split's
+    stored alternatives): its ``entropy`` is None and ``mass`` is the sum of the known
+    probabilities. Nothing recomputes a partial distribution for the model that made it.
     """
 
     top: Choices
     entropy: float | None
     mass: float
     model: str | None = None
+    partial: bool = False
 
     def logprob_of(self, token_id: int) -> float | None:
         """The stored log-probability of ``token_id``, or None if it is not in the top-k."""
@@ -125,8 +130,17 @@ class Distribution:
     def from_choices(top: Choices, model: str | None = None) -> Distribution:
         """A partial distribution built from a few choices: entropy unknown."""
         return Distribution(
-            top=top, entropy=None, mass=sum(math.exp(lp) for lp in top.logprobs), model=model
+            top=top, entropy=None, mass=min(1.0, sum(math.exp(lp) for lp in top.logprobs)),
+            model=model, partial=True,
         )
+
+    def complete_for(self, model: str | None, top_k: int = 20) -> bool:
+        """Whether this distribution needs no recomputing for ``model``: it is that model's,
+        and either full (entropy known, ``top_k`` entries or all there are) or partial (all
+        that model can give)."""
+        if self.model != model:
+            return False
+        return self.partial or (self.entropy is not None and len(self.top) >= min(top_k, 20))
 
 
 @dataclass(slots=True, frozen=True)
@@ -157,20 +171,19 @@ class Sampler:
             n=int(data.get("n", 4)),
         )
 
-    def validated(self) -> Sampler:
-        """Return self, or raise ValueError naming the first setting out of range."""
-        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise ValueError(f"top-k must be >= 0, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top-p must be in (0, 1], got {self.top_p}")
-        if not 0 <= self.min_p < 1:
-            raise ValueError(f"min-p must be in [0, 1), got {self.min_p}")
-        if self.max_tokens < 1:
-            raise ValueError(f"max tokens must be >= 1, got {self.max_tokens}")
-        if self.n < 1:
-            raise ValueError(f"n must be >= 1, got {self.n}")
+    def validated(self, window: int | None = None) -> Sampler:
+        """Return self, or raise ValueError naming the first setting out of range (the limits
+        of :mod:`loomtui.core.limits`; max tokens up to ``window`` when it is given)."""
+        from loomtui.core import limits
+
+        limits.TEMPERATURE.check(self.temperature)
+        limits.TOP_K.check(self.top_k)
+        limits.TOP_P.check(self.top_p)
+        limits.MIN_P.check(self.min_p)
+        (limits.MAX_TOKENS if window is None else limits.max_tokens_bound(window)).check(
+            self.max_tokens)
+        limits.N.check(self.n)
+        limits.check_stops(self.stop)
         return self
 
     def with_(self, **changes: Any) -> Sampler:
@@ -178,12 +191,31 @@ class Sampler:
 
 
 @dataclass(slots=True)
+class TokenScores:
+    """What one model said about a node, kept when another model scores it: its tokens
+    (offsets into the node's text, ids where known), their log-probabilities and alternatives,
+    and the next-token distribution after the node."""
+
+    token_offsets: list[int] | None = None
+    token_logprobs: list[float | None] | None = None
+    token_ids: list[int | None] | None = None
+    alternatives: Alternatives | None = None
+    distribution: Distribution | None = None
+
+
+@dataclass(slots=True)
 class Node:
     """One segment of text in the tree; its context is the concatenation of its path.
 
     ``token_ids`` are exact ids, never re-tokenised; ``token_offsets[i]`` is where token i starts
-    in ``text``. Both are None for text that no model has tokenised (imported, typed offline).
+    in ``text``. Both are None for text that no model has tokenised (imported, typed offline);
+    ``token_offsets`` without ``token_ids`` are tokens known by their text only (a hosted API).
     ``alternatives[i]`` are the top few tokens the model offered at token i's position.
+    ``token_bytes`` keeps each token's raw bytes where ``text`` is not their exact decoding (a
+    token that ends inside a UTF-8 character), so a branch's text is decoded from its bytes.
+    ``scores`` keeps the scores this node had under other models (an imported file's, an
+    engine's) when ``model`` scored it. ``foreign`` keeps other looms' fields as they were.
+    ``tags`` hold the user's tags and machine marks (``autoloom:RUN``).
     """
 
     id: str
@@ -201,10 +233,15 @@ class Node:
     bookmarked: bool = False
     note: str = ""
     tags: list[str] = field(default_factory=list)
+    token_bytes: list[bytes] | None = None
+    scores: dict[str, TokenScores] = field(default_factory=dict)
+    foreign: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_tokens(self) -> int:
-        return len(self.token_ids) if self.token_ids is not None else 0
+        if self.token_ids is not None:
+            return len(self.token_ids)
+        return len(self.token_offsets) if self.token_offsets is not None else 0
 
     def logprob(self) -> float | None:
         """Sum of this segment's token log-probabilities; None if any is unknown."""
@@ -220,16 +257,28 @@ class Node:
         ends = [*offs[1:], len(self.text)]
         return [self.text[a:b] for a, b in zip(offs, ends, strict=True)]
 
-    def copy(self, **changes: Any) -> Node:
-        """A shallow copy with lists copied, so edits to one never leak into the other."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        for key in ("token_ids", "token_offsets", "token_logprobs", "tags"):
-            if data[key] is not None:
-                data[key] = list(data[key])
-        if self.alternatives is not None:
-            data["alternatives"] = self.alternatives.slice(0)
-        data.update(changes)
-        return Node(**data)
+    def scores_kept(self, model: str | None, *, distribution: bool = False
+                    ) -> dict[str, TokenScores]:
+        """``scores`` with this node's current token scores (or, with ``distribution``, its
+        distribution) filed under the model that made them, before ``model``'s replace them;
+        ``scores`` itself when there is nothing of another model's to keep."""
+        if distribution:
+            d = self.distribution
+            if d is None or d.model is None or d.model == model:
+                return self.scores
+            old = self.scores.get(d.model) or TokenScores()
+            return {**self.scores, d.model: replace(old, distribution=d)}
+        if (self.model is None or self.model == model or self.token_offsets is None
+                or self.token_logprobs is None):
+            return self.scores
+        old = self.scores.get(self.model) or TokenScores()
+        return {**self.scores, self.model: replace(
+            old, token_offsets=self.token_offsets, token_logprobs=self.token_logprobs,
+            token_ids=list(self.token_ids) if self.token_ids is not None else None,
+            alternatives=self.alternatives)}
 
-
-NODE_FIELDS = tuple(f.name for f in fields(Node))
+    def raw(self) -> bytes:
+        """This segment's exact bytes: its tokens' raw bytes where kept, else its text's."""
+        if self.token_bytes is not None:
+            return b"".join(self.token_bytes)
+        return self.text.encode("utf-8", "surrogatepass")

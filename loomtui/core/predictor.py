@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from loomtui.core.node import Distribution, Sampler, TokenChoice
+from loomtui.core.node import Alternatives, Distribution, Sampler
 from loomtui.core.tree import Tree
 
 
@@ -23,28 +23,21 @@ class Segment:
     token_ids: list[int]
     token_offsets: list[int]
     token_logprobs: list[float]
-    alternatives: list[list[TokenChoice]]
+    alternatives: Alternatives | None
     distribution: Distribution | None = None
     finish: str = "length"
     """Why sampling stopped: ``length``, ``stop``, ``eos``, ``cancelled`` or ``scored``."""
     seed: int | None = None
     truncated_context: int = 0
     """How many of the oldest context tokens did not fit the model's window."""
+    token_bytes: list[bytes] | None = None
+    """Each token's raw bytes, where ``text`` is not their exact decoding."""
     handle: object | None = None
     """Opaque backend state (its KV cache); hand it back with ``Predictor.adopt``."""
 
 
 OnToken = Callable[[int, Segment], None]
 """Streaming callback: (rollout index, the rollout so far)."""
-
-
-@dataclass(slots=True)
-class SampleRequest:
-    n: int = 4
-    sampler: Sampler = field(default_factory=Sampler)
-    seed: int | None = None
-    on_token: OnToken | None = None
-    cancel: threading.Event | None = None
 
 
 @runtime_checkable
@@ -56,10 +49,6 @@ class Predictor(Protocol):
 
     def distribution(self, tree: Tree, node_id: str, top_k: int = 20) -> Distribution:
         """The next-token distribution after ``node_id``'s context."""
-        ...
-
-    def token_logprob(self, tree: Tree, node_id: str, token_id: int) -> float:
-        """Log-probability of any single token after ``node_id``'s context."""
         ...
 
     def sample(
@@ -77,14 +66,6 @@ class Predictor(Protocol):
         """Score given token ids as a continuation of ``node_id``."""
         ...
 
-    def adopt(self, tree: Tree, node_id: str, segment: Segment) -> None:
-        """Keep the state computed for ``segment`` (KV cache) under the node now holding it."""
-        ...
-
-    def protect(self, tree: Tree, node_id: str) -> None:
-        """Keep ``node_id``'s path cached (it is the selected branch)."""
-        ...
-
     def tokenize(self, text: str) -> list[int]:
         ...
 
@@ -92,4 +73,20 @@ class Predictor(Protocol):
         ...
 
     def token_text(self, token_id: int) -> str:
+        ...
+
+
+@runtime_checkable
+class CachingPredictor(Predictor, Protocol):
+    """A predictor that keeps computed state (a KV cache) per node of the tree.
+
+    Engines behind HTTP do not: their own prefix caches do the work.
+    """
+
+    def adopt(self, tree: Tree, node_id: str, segment: Segment) -> None:
+        """Keep the state computed for ``segment`` (KV cache) under the node now holding it."""
+        ...
+
+    def protect(self, tree: Tree, node_id: str) -> None:
+        """Keep ``node_id``'s path cached (it is the selected branch)."""
         ...

@@ -66,6 +66,8 @@ class Tree:
         self.sampler = sampler or Sampler()
         self.seed: int | None = None
         """Base seed for the next expansion (None: a fresh random seed each time)."""
+        self.foreign: dict[str, Any] = {}
+        """Session-level fields of other looms' files, kept as they were."""
         self.created = created if created is not None else time.time()
         self.modified = self.created
         self.history = History()
@@ -76,6 +78,7 @@ class Tree:
         self._last_created = 0.0
         self._pending: Patch | None = None
         self._depth_pending = 0
+        self._group: Patch | None = None
 
     # ----------------------------------------------------------------- reading
     def __len__(self) -> int:
@@ -241,9 +244,34 @@ class Tree:
                     patch, self._pending = self._pending, None
                     assert patch is not None
                     patch.selected_after = self.selected
-                    self.history.push(patch)
+                    if self._group is not None:
+                        self._group.ops.extend(patch.ops)
+                        self._group.selected_after = self.selected
+                    else:
+                        self.history.push(patch)
             finally:
                 self._depth_pending -= 1
+
+    @contextmanager
+    def undo_group(self, label: str) -> Iterator[Patch]:
+        """Make every transaction inside one undo step, across model calls (an autoloom run
+        grows dozens of nodes). Unlike a transaction it holds no lock, so the model may run
+        inside; undo and redo are refused until it ends. What was done stays when it ends by
+        an exception (a cancelled run keeps what it grew)."""
+        with self.lock:
+            if self._group is not None:
+                raise TreeError("an undo group is already open")
+            group = self._group = Patch(label, selected_before=self.selected)
+        try:
+            yield group
+        finally:
+            with self.lock:
+                self._group = None
+                self.history.push(group)
+
+    @property
+    def in_group(self) -> bool:
+        return self._group is not None
 
     @property
     def in_transaction(self) -> bool:
@@ -270,6 +298,18 @@ class Tree:
                 setattr(node, key, value)
             self._touch()
         return node
+
+    def set_distribution(self, node_id: str, dist: Distribution,
+                         same: dict[str, Any] | None = None) -> bool:
+        """Store a computed next-token distribution (not an undo step); another model's
+        distribution is kept under ``node.scores``. With ``same``, only if those fields are
+        unchanged (see :meth:`update_if`). Returns whether it stored it."""
+        with self.lock:
+            node = self._nodes.get(node_id)
+            if node is None:
+                return False
+            return self.update_if(node_id, same or {}, distribution=dist,
+                                  scores=node.scores_kept(dist.model, distribution=True))
 
     def update_if(self, node_id: str, same: dict[str, Any], **fields: Any) -> bool:
         """Like :meth:`update`, only if the node is still in the tree with the ``same`` field
@@ -450,6 +490,7 @@ class Tree:
     @_locked
     def undo(self) -> Patch | None:
         """Revert the last edit; returns it (for redrawing) or None if there is none."""
+        self._no_group("undo")
         if not self.history.undo_stack:
             return None
         patch = self.history.undo_stack.pop()
@@ -466,6 +507,7 @@ class Tree:
 
     @_locked
     def redo(self) -> Patch | None:
+        self._no_group("redo")
         if not self.history.redo_stack:
             return None
         patch = self.history.redo_stack.pop()
@@ -479,6 +521,10 @@ class Tree:
             self.selected = self.root_id
         self._touch()
         return patch
+
+    def _no_group(self, what: str) -> None:
+        if self._group is not None:
+            raise TreeError(f"cannot {what} while {self._group.label!r} is running")
 
     # ----------------------------------------------------------------- internals
     @_locked

@@ -12,28 +12,10 @@ ORIGIN_MARK = {"prompt": "»", "sampled": "s", "picked": "p", "typed": "t", "edi
                "imported": "i"}
 COLOUR_MODES = ("probability", "entropy", "surprise", "off")
 
-_VISIBLE = str.maketrans({" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"})
-_INLINE = str.maketrans({"\n": "⏎", "\t": "⇥", "\r": "␍"})
-
 # Five buckets from "the model expected this" (green) to "a surprise" (red).
 _SCALE = ("#ff5f5f", "#ff9f43", "#e5c07b", "#98c379", "#56b6c2")
 SCALE_STYLES = tuple(Style(color=c) for c in _SCALE)
 UNKNOWN_STYLE = Style(color="#8a8a8a", italic=True)
-
-
-def visible(text: str) -> str:
-    """Every whitespace character made visible (for single tokens)."""
-    return text.translate(_VISIBLE) if text else "∅"
-
-
-def inline(text: str) -> str:
-    """Text on one line: newlines and tabs shown as symbols, spaces kept."""
-    return text.translate(_INLINE)
-
-
-def short(text: str, width: int) -> str:
-    s = inline(text)
-    return s if len(s) <= width else s[: max(width - 1, 0)] + "…"
 
 
 def percent(lp: float | None) -> str:

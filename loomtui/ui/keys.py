@@ -85,9 +85,6 @@ KEYS: list[Key] = [
 ]
 """Every action of the app. ``ctrl+p`` (command palette) and ``ctrl+q`` (quit) come from Textual."""
 
-BY_ACTION = {k.action: k for k in KEYS}
-
-
 def bindings() -> list[Binding]:
     out: list[Binding] = []
     for k in KEYS:

@@ -14,7 +14,8 @@ from textual.message import Message
 from textual.widgets import Static
 
 from loomtui.core.node import Choices, Distribution
-from loomtui.ui.format import bar, percent, visible
+from loomtui.core.text import visible
+from loomtui.ui.format import bar, percent
 
 BAR_WIDTH = 10
 TOKEN_WIDTH = 12

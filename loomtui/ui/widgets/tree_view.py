@@ -16,8 +16,9 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Tree as TreeWidget
 from textual.widgets.tree import TreeNode
 
+from loomtui.core.text import short
 from loomtui.core.tree import ChildOrder, Tree
-from loomtui.ui.format import ORIGIN_MARK, mean_prob, short
+from loomtui.ui.format import ORIGIN_MARK, mean_prob
 
 MAX_DEPTH = 200
 """Most branch points shown above the selected line (Textual's outline recurses per level)."""
