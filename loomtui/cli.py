@@ -8,18 +8,24 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from loomtui.core import limits
 from loomtui.core.errors import LoomError
+from loomtui.core.limits import Bound
 from loomtui.core.node import Sampler
-from loomtui.core.text import short, unescape
+from loomtui.core.text import short, terminal_safe, unescape
 from loomtui.core.tree import Tree
 
-COMMANDS = ("open", "show", "tree", "import", "export", "new", "expand", "pick", "type", "bench",
-            "models")
+COMMANDS = ("open", "show", "tree", "import", "export", "new", "expand", "pick", "type", "branch",
+            "edit", "split", "merge", "delete", "note", "bookmark", "select", "bench", "models")
+LOCK_WAIT = 120.0
+"""Seconds a command that changes a session waits for another loomtui writing it."""
 
 
 def _prob(lp: float | None) -> str:
@@ -37,6 +43,33 @@ def _save(tree: Tree, path: str) -> None:
     from loomtui.core import session
 
     session.save(tree, path)
+
+
+@contextmanager
+def _editing(path: str) -> Iterator[Tree]:
+    """The session at ``path``, held under its writer lock from load to save (so a second
+    writer waits, then sees this one's change); saved if it changed, and never over a file
+    that changed meanwhile."""
+    from loomtui.core import session
+
+    with session.locked(path, LOCK_WAIT):
+        tree, stamp = session.load_stamped(path)
+        revision = tree.revision
+        yield tree
+        if tree.revision != revision:
+            session.save(tree, path, expect=stamp)
+
+
+def _new_file(path: str, force: bool) -> Path:
+    """A path a command may create: refused if it exists (without --force) or its directory
+    does not."""
+    out = Path(path)
+    if out.exists() and not force:
+        raise LoomError(f"{out}: already exists; pass --force to replace it")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise LoomError(f"{out}: the directory {parent} does not exist")
+    return out
 
 
 def _node_id(tree: Tree, node: str | None) -> str:
@@ -92,7 +125,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if n.seed is not None:
         bits.append(f"seed {n.seed}")
     if n.model:
-        bits.append(f"model {n.model}")
+        bits.append(f"model {short(n.model, 80)}")
     if info["logprob"] is not None:
         bits.append(f"logprob {info['logprob']:.3f}")
     if info["cumulative_logprob"] is not None:
@@ -100,19 +133,22 @@ def cmd_show(args: argparse.Namespace) -> int:
     if bits:
         print("  ".join(bits))
     if n.note:
-        print(f"note: {n.note}")
+        print(f"note: {terminal_safe(n.note)}")
     print("--- context ---")
-    print(info["context"])
+    print(terminal_safe(info["context"]))
     print("--- next token ---")
     d = n.distribution
     if d is None:
         print("(not computed: expand or pick with a model to compute it)")
     else:
         ent = "?" if d.entropy is None else f"{d.entropy:.3f} nats"
-        print(f"entropy {ent}  top-{len(d.top)} mass {100 * d.mass:.1f}%  model {d.model}")
+        kind = "top-k only, " if d.partial else ""
+        print(f"entropy {ent}  {kind}top-{len(d.top)} mass {100 * d.mass:.1f}%  "
+              f"model {short(str(d.model), 80)}")
         for rank, (tid, text, lp) in enumerate(d.top.head(args.top), 1):
             bar = "█" * max(1, round(20 * math.exp(lp)))
-            print(f"{rank:3d} {_prob(lp)} {tid:6d} {short(repr(text), 24):24s} {bar}")
+            shown = "     ?" if tid is None else f"{tid:6d}"
+            print(f"{rank:3d} {_prob(lp)} {shown} {short(repr(text), 24):24s} {bar}")
     return 0
 
 
@@ -145,9 +181,7 @@ def cmd_tree(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from loomtui.core.importers import load_pyloom
 
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        raise LoomError(f"{out}: already exists; pass --force to replace it")
+    out = _new_file(args.output, args.force)
     tree = load_pyloom(args.file)
     _save(tree, str(out))
     print(f"imported {len(tree)} nodes into {out}", file=sys.stderr)
@@ -164,8 +198,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             Path(args.output).write_text(text, encoding="utf-8")
         except OSError as exc:
             raise LoomError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
-    else:
-        sys.stdout.write(text)
+    else:  # exact text to a file or pipe; control characters made visible on a terminal
+        sys.stdout.write(terminal_safe(text) if sys.stdout.isatty() else text)
     return 0
 
 
@@ -216,9 +250,9 @@ def _sampler(args: argparse.Namespace, tree: Tree) -> Sampler:
 def cmd_new(args: argparse.Namespace) -> int:
     from loomtui.core.grow import new_tree
 
-    out = Path(args.session)
-    if out.exists() and not args.force:
-        raise LoomError(f"{out}: already exists; pass --force to replace it")
+    out = _new_file(args.session, args.force)
+    if not args.prompt:
+        raise LoomError("--prompt: the prompt is empty")
     pred = _predictor(args)
     tree = new_tree(pred, args.prompt)
     _save(tree, str(out))
@@ -227,15 +261,15 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def _grow(args: argparse.Namespace, compute: Callable[[Tree, Any, str], Any]) -> int:
-    """Load the session, run phase one (``compute``) and phase two, save, print the new ids."""
+    """Load the session (locked), run phase one (``compute``) and phase two, save, print the
+    new ids."""
     from loomtui.core import grow
 
-    tree = _load(args.session)
-    nid = _node_id(tree, args.node)
-    pred = _predictor(args, tree)
-    for node in grow.grow(tree, pred, compute(tree, pred, nid)):
-        print(node.id)
-    _save(tree, args.session)
+    with _editing(args.session) as tree:
+        nid = _node_id(tree, args.node)
+        pred = _predictor(args, tree)
+        for node in grow.grow(tree, pred, compute(tree, pred, nid)):
+            print(node.id)
     return 0
 
 
@@ -244,13 +278,21 @@ def cmd_expand(args: argparse.Namespace) -> int:
 
     def compute(tree: Tree, pred: Any, nid: str) -> grow.Growth:
         seed = args.seed if args.seed is not None else tree.seed
-        return grow.sample(tree, pred, nid, _sampler(args, tree), seed)
+        sampler = _sampler(args, tree)
+        try:
+            sampler.validated(pred.context_window)
+        except ValueError as exc:
+            raise LoomError(f"{exc} (the model's window)") from None
+        return grow.sample(tree, pred, nid, sampler, seed)
 
     return _grow(args, compute)
 
 
 def cmd_pick(args: argparse.Namespace) -> int:
     from loomtui.core import grow
+
+    if args.token is not None and not args.token:
+        raise LoomError("--token: the token text is empty")
 
     def compute(tree: Tree, pred: Any, nid: str) -> grow.Growth:
         tid = grow.choose_token(tree, pred, nid, rank=args.rank, token_text=args.token)
@@ -262,8 +304,89 @@ def cmd_pick(args: argparse.Namespace) -> int:
 def cmd_type(args: argparse.Namespace) -> int:
     from loomtui.core import grow
 
-    text = unescape(args.text) if args.escapes else args.text
+    text = _text_option(args.text, args.escapes, "--text")
+    if not text:
+        raise LoomError("--text: there is no text to add")
     return _grow(args, lambda tree, pred, nid: grow.score_text(tree, pred, nid, text))
+
+
+def _text_option(text: str, escapes: bool, option: str) -> str:
+    if not escapes:
+        return text
+    try:
+        return unescape(text)
+    except ValueError as exc:
+        raise LoomError(f"{option}: {exc}") from None
+
+
+# ------------------------------------------------------------------ edit commands
+def _edit(args: argparse.Namespace, fn: Callable[[Tree, str], Any]) -> int:
+    """Apply one edit to a node of the session (locked load, edit, save)."""
+    with _editing(args.session) as tree:
+        nid = _node_id(tree, args.node)
+        result = fn(tree, nid)
+        for line in result if isinstance(result, list) else [result]:
+            if line is not None:
+                print(line)
+    return 0
+
+
+def cmd_branch(args: argparse.Namespace) -> int:
+    from loomtui.core import grow
+
+    return _edit(args, lambda t, nid: grow.branch_at(t, nid, args.at, args.rank).id)
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    text = _text_option(args.text, args.escapes, "--text")
+
+    def edit(t: Tree, nid: str) -> str:
+        if nid == t.root_id:
+            return t.edit_prompt(text).id
+        if text == t.node(nid).text:
+            raise LoomError(f"node {nid}: the text is unchanged")
+        return t.edit(nid, text).id
+
+    return _edit(args, edit)
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    return _edit(args, lambda t, nid: t.split(nid, at_token=args.at, at_char=args.char).id)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    return _edit(args, lambda t, nid: t.merge(nid).id)
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    def delete(t: Tree, nid: str) -> list[str]:
+        doomed = t.delete(nid)
+        print(f"deleted {_count(len(doomed), 'node')}", file=sys.stderr)
+        return doomed
+
+    return _edit(args, delete)
+
+
+def cmd_note(args: argparse.Namespace) -> int:
+    text = _text_option(args.text, args.escapes, "--text")
+    return _edit(args, lambda t, nid: t.set_note(nid, text))
+
+
+def cmd_bookmark(args: argparse.Namespace) -> int:
+    return _edit(args, lambda t, nid: t.set_bookmark(nid, not args.off))
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    def select(t: Tree, nid: str) -> None:
+        if t.selected != nid:
+            t.select(nid)
+            t.touch()
+
+    return _edit(args, select)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -296,11 +419,43 @@ def cmd_open(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ parser
+def _bounded(kind: type, bound: Any) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` parsed, then checked against a limits.Bound."""
+    def parse(raw: str) -> Any:
+        try:
+            value = kind(raw)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {what}, got {raw!r}") from None
+        if not bound.contains(value):
+            raise argparse.ArgumentTypeError(f"must be in {bound.describe()}, got {raw}")
+        return value
+
+    parse.__name__ = bound.name
+    return parse
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    return _bounded(int, Bound(f">= {low}", low, 2**63, integer=True))
+
+
 def _model_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model directory, cached hub id, GGUF file, or 'bard'")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    p.add_argument("--dtype", default="float32", help="float32, bfloat16 or float16")
+    p.add_argument("--threads", type=_bounded(int, Bound("threads", 1, 1024, integer=True)),
+                   default=None, help="torch CPU threads (1..1024)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                   help="where the model runs (default: auto)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                   help="weights' precision (default: float32)")
+
+
+def _edit_parser(sub: Any, name: str, help_: str, fn: Callable[..., int],
+                 node_help: str = "node id (default: the selected node)") -> Any:
+    p = sub.add_parser(name, help=help_, description=help_)
+    p.add_argument("session")
+    p.add_argument("--node", help=node_help)
+    p.set_defaults(func=fn)
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="a node's context, origin and distribution")
     p.add_argument("session")
     p.add_argument("--node", help="node id (default: the selected node)")
-    p.add_argument("--top", type=int, default=10, help="distribution entries to show")
+    p.add_argument("--top", type=_at_least(0), default=10, help="distribution entries to show")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_show)
 
@@ -325,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "probability as a geometric mean, text)")
     p.add_argument("session")
     p.add_argument("--node", help="outline only this subtree")
-    p.add_argument("--max-depth", type=int)
+    p.add_argument("--max-depth", type=_at_least(0))
     p.add_argument("--order", choices=("created", "probability"), default="created")
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p.set_defaults(func=cmd_tree)
@@ -353,14 +508,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("expand", help="sample children; prints their ids, one a line")
     p.add_argument("session")
     p.add_argument("--node", help="node to expand (default: the selected node)")
-    p.add_argument("-n", type=int, dest="n")
-    p.add_argument("--max-tokens", type=int)
-    p.add_argument("--temperature", type=float)
-    p.add_argument("--top-p", type=float)
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--min-p", type=float)
-    p.add_argument("--seed", type=int, help="base seed (child i uses seed+i)")
-    p.add_argument("--stop", action="append", help="stop string (repeatable; \\n escapes)")
+    p.add_argument("-n", type=_bounded(int, limits.N), dest="n",
+                   help=f"rollouts ({limits.N.describe()})")
+    p.add_argument("--max-tokens", type=_bounded(int, limits.MAX_TOKENS),
+                   help="tokens per rollout (1..the model's window)")
+    p.add_argument("--temperature", type=_bounded(float, limits.TEMPERATURE),
+                   help=f"{limits.TEMPERATURE.describe()}; 0 is greedy")
+    p.add_argument("--top-p", type=_bounded(float, limits.TOP_P),
+                   help=f"{limits.TOP_P.describe()}; 1 is off")
+    p.add_argument("--top-k", type=_bounded(int, limits.TOP_K), help="0 is off")
+    p.add_argument("--min-p", type=_bounded(float, limits.MIN_P),
+                   help=f"{limits.MIN_P.describe()}; 0 is off")
+    p.add_argument("--seed", type=_bounded(int, limits.SEED),
+                   help="base seed in [0, 2**63) (child i uses seed+i)")
+    p.add_argument("--stop", action="append",
+                   help=f"stop string (repeatable, at most {limits.MAX_STOPS}; \\n escapes)")
     _model_opts(p)
     p.set_defaults(func=cmd_expand)
 
@@ -368,7 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("session")
     p.add_argument("--node", help="parent node (default: the selected node)")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--rank", type=int, help="1 = most probable")
+    g.add_argument("--rank", type=_at_least(1), help="1 = most probable")
     g.add_argument("--token", help="the token's text (must be a single token)")
     _model_opts(p)
     p.set_defaults(func=cmd_pick)
@@ -381,27 +543,85 @@ def build_parser() -> argparse.ArgumentParser:
     _model_opts(p)
     p.set_defaults(func=cmd_type)
 
+    p = _edit_parser(sub, "branch", "branch inside a node from its stored alternatives: split "
+                     "before token AT and add the RANK-th alternative there (no model needed); "
+                     "prints the new id", cmd_branch)
+    p.add_argument("--at", type=_at_least(0), required=True, help="token index in the node")
+    p.add_argument("--rank", type=_at_least(1), required=True,
+                   help="which stored alternative (1 = most probable)")
+
+    p = _edit_parser(sub, "edit", "edit a node's text: an edited fork beside it (the root, the "
+                     "prompt, is edited in place and every score goes stale); prints its id",
+                     cmd_edit)
+    p.add_argument("--text", required=True)
+    p.add_argument("--escapes", action="store_true", help="interpret \\n and other escapes")
+
+    p = _edit_parser(sub, "split", "split a node in two at a token index (or a character "
+                     "offset if it has no tokens); prints the tail's id", cmd_split)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--at", type=_at_least(1), help="token index where the tail starts")
+    g.add_argument("--char", type=_at_least(1), help="character offset (untokenised text)")
+
+    _edit_parser(sub, "merge", "merge a node with its chain of only children; prints its id",
+                 cmd_merge)
+    _edit_parser(sub, "delete", "delete a node and its subtree; prints the deleted ids",
+                 cmd_delete, node_help="node id (required)").set_defaults(require_node=True)
+
+    p = _edit_parser(sub, "note", "write a note on a node (an empty text removes it)", cmd_note)
+    p.add_argument("--text", required=True)
+    p.add_argument("--escapes", action="store_true", help="interpret \\n and other escapes")
+
+    p = _edit_parser(sub, "bookmark", "bookmark a node (--off removes the bookmark)",
+                     cmd_bookmark)
+    p.add_argument("--off", action="store_true")
+
+    _edit_parser(sub, "select", "make a node the selected one (the app opens there)",
+                 cmd_select, node_help="node id")
+
     p = sub.add_parser("models", help="the models loomtui can find, and which is the default")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("bench", help="benchmarks (ratios against a baseline in one run)")
     p.add_argument("what", choices=("sessions", "predictor", "app"))
-    p.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 100000])
+    p.add_argument("--sizes", type=_at_least(1), nargs="*", default=[1000, 10000, 100000])
     p.add_argument("--model")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=_bounded(int, Bound("threads", 1, 1024, integer=True)),
+                   default=1)
     p.set_defaults(func=cmd_bench)
     return ap
 
 
+def _route(argv: list[str]) -> list[str]:
+    """``loomtui [SESSION] [options]`` opens the app; anything else must be a command."""
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        return ["open", *argv]
+    first = argv[0]
+    if first in COMMANDS or first in ("-h", "--help", "--version"):
+        return argv
+    if first.endswith(".json") or os.sep in first or os.path.exists(first):
+        return ["open", *argv]
+    raise LoomError(f"unknown command {short(first, 40)!r} (commands: {', '.join(COMMANDS)}; "
+                    "to open or start a session, give a path ending in .json)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from loomtui import __version__
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
-        argv.insert(0, "open")
-    args = build_parser().parse_args(argv)
+    try:
+        argv = _route(argv)
+    except LoomError as exc:
+        print(f"loomtui: error: {exc}", file=sys.stderr)
+        return 2
+    parser = build_parser()
+    parser.add_argument("--version", action="version", version=f"loomtui {__version__}")
+    args = parser.parse_args(argv)
+    if getattr(args, "require_node", False) and args.node is None:
+        parser.error(f"{args.command}: --node is required")
     try:
         return int(args.func(args) or 0)
     except LoomError as exc:
-        print(f"loomtui: error: {exc}", file=sys.stderr)
+        print(f"loomtui: error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("loomtui: interrupted", file=sys.stderr)

@@ -20,7 +20,15 @@ from hypothesis import strategies as st
 from loomtui.bench.synthetic import make_tree
 from loomtui.core import session
 from loomtui.core.errors import SessionError
-from loomtui.core.node import ORIGINS, Alternatives, Choices, Distribution, Node, Sampler
+from loomtui.core.node import (
+    ORIGINS,
+    Alternatives,
+    Choices,
+    Distribution,
+    Node,
+    Sampler,
+    TokenScores,
+)
 from loomtui.core.tree import Tree
 
 
@@ -46,6 +54,11 @@ def rich_tree() -> Tree:
     return t
 
 
+def _files(directory: Path) -> list[str]:
+    """The files in ``directory``, without the writers' lock files."""
+    return sorted(p for p in os.listdir(directory) if not p.endswith(".lock"))
+
+
 def rich_doc() -> dict[str, Any]:
     return orjson.loads(session.dumps(rich_tree()))
 
@@ -64,7 +77,7 @@ def one_line(exc: BaseException) -> str:
 def test_save_load_round_trip(tmp_path: Path, make: Callable[[], Tree]) -> None:
     tree = make()
     path = tmp_path / "s.json"
-    assert session.save(tree, path) == path
+    assert session.save(tree, path) == session.stamp_of(path)
     loaded = session.load(path)
     assert session.tree_to_json(loaded) == session.tree_to_json(tree)
     assert loaded.selected == tree.selected
@@ -109,7 +122,7 @@ def test_format_is_node_link_json(tmp_path: Path) -> None:
     assert doc["multigraph"] is False
     g = doc["graph"]
     assert g["format"] == "loomtui-session"
-    assert g["version"] == 1
+    assert g["version"] == 2
     assert g["root"] == "r"
     assert g["selected"] == "a1"
     assert g["model"] == "bard"
@@ -155,7 +168,7 @@ def test_save_keeps_previous_version_as_bak(tmp_path: Path) -> None:
     t = rich_tree()
     session.save(t, path)
     first = path.read_bytes()
-    assert sorted(os.listdir(tmp_path)) == ["s.json"]  # nothing to back up yet
+    assert _files(tmp_path) == ["s.json"]  # nothing to back up yet
 
     t.set_note("b", "second")
     session.save(t, path)
@@ -172,7 +185,7 @@ def test_save_keeps_previous_version_as_bak(tmp_path: Path) -> None:
     t.set_note("b", "fourth")
     session.save(t, path, backup=False)
     assert (tmp_path / "s.json.bak").read_bytes() == second
-    assert sorted(os.listdir(tmp_path)) == ["s.json", "s.json.bak"]  # no temporary files
+    assert _files(tmp_path) == ["s.json", "s.json.bak"]  # no temporary files
 
 
 def test_save_replaces_the_file_instead_of_rewriting_it(tmp_path: Path) -> None:
@@ -188,12 +201,12 @@ def test_save_replaces_the_file_instead_of_rewriting_it(tmp_path: Path) -> None:
     assert path.read_bytes() != old
 
 
-def test_save_creates_missing_directories_and_relative_paths(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch
-                                                             ) -> None:
+def test_save_refuses_missing_directories_and_takes_relative_paths(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     nested = tmp_path / "a" / "b" / "s.json"
-    session.save(rich_tree(), nested)
-    assert session.load(nested).selected == "a1"
+    with pytest.raises(SessionError, match=r"the directory .* does not exist"):
+        session.save(rich_tree(), nested)
+    assert not (tmp_path / "a").exists()
     monkeypatch.chdir(tmp_path)
     session.save(rich_tree(), "rel.json")
     assert session.load("rel.json").selected == "a1"
@@ -207,7 +220,7 @@ def test_failed_save_keeps_old_file_and_leaves_no_temp_files(
     session.save(t, path)
     t.set_note("a", "x")
     session.save(t, path)
-    before = {p: (tmp_path / p).read_bytes() for p in os.listdir(tmp_path)}
+    before = {p: (tmp_path / p).read_bytes() for p in _files(tmp_path)}
     real_replace = os.replace
 
     def failing_replace(src: Any, dst: Any) -> None:
@@ -223,7 +236,7 @@ def test_failed_save_keeps_old_file_and_leaves_no_temp_files(
     msg = one_line(ei.value)
     assert msg == f"{path}: cannot save: No space left on device"
     assert ei.value.path == str(path)
-    after = {p: (tmp_path / p).read_bytes() for p in os.listdir(tmp_path)}
+    after = {p: (tmp_path / p).read_bytes() for p in _files(tmp_path)}
     if which == "final":  # the backup step ran: .bak now holds the (unchanged) current file
         assert after == {"s.json": before["s.json"], "s.json.bak": before["s.json"]}
     else:
@@ -240,7 +253,7 @@ def test_unencodable_tree_is_a_session_error(tmp_path: Path) -> None:
         session.save(bad, path)
     assert one_line(ei.value).startswith(f"{path}: cannot save: ")
     assert path.read_bytes() == old
-    assert sorted(os.listdir(tmp_path)) == ["s.json"]
+    assert _files(tmp_path) == ["s.json"]
 
 
 def test_save_to_unwritable_place_is_a_session_error(tmp_path: Path) -> None:
@@ -286,6 +299,14 @@ def _alt_drop_row(d: dict[str, Any]) -> None:
 
 
 # nodes[0] = r, nodes[1] = a (full), nodes[2] = a1, nodes[3] = b (untokenised)
+
+def _v1(mut: Mut) -> Mut:
+    """The mutation applied to a version-1 document."""
+    def run(d: dict[str, Any]) -> None:
+        d["graph"]["version"] = 1
+        mut(d)
+    return run
+
 BAD: list[tuple[str, bytes | Mut, list[str]]] = [
     ("bad-json", b'{"directed": true, "graph": ', ["not valid JSON"]),
     ("bad-json-garbage", b"\x00\xff\xfe garbage", ["not valid JSON"]),
@@ -293,7 +314,7 @@ BAD: list[tuple[str, bytes | Mut, list[str]]] = [
     ("top-level-list", b"[1, 2]", ["top level must be a JSON object"]),
     ("wrong-format", _set("graph", "format", value="networkx"), ["not a loomtui session"]),
     ("no-graph", _del("graph"), ["not a loomtui session"]),
-    ("newer-version", _set("graph", "version", value=2), ["version 2", "newer", "upgrade"]),
+    ("newer-version", _set("graph", "version", value=3), ["version 3", "newer", "upgrade"]),
     ("version-zero", _set("graph", "version", value=0), ["unknown session format version 0"]),
     ("version-string", _set("graph", "version", value="1"), ["graph.version must be an integer"]),
     ("undirected", _set("directed", value=False), ["directed"]),
@@ -316,15 +337,15 @@ BAD: list[tuple[str, bytes | Mut, list[str]]] = [
     ("bad-origin", _set("nodes", 1, "origin", value="alien"), ["node 'a'", "origin must be one of",
                                                                "'alien'"]),
     ("token-ids-string", _set("nodes", 1, "token_ids", 1, value="12"),
-     ["node 'a'", "token_ids must be a list of non-negative integers"]),
+     ["node 'a'", "token_ids: token ids must be integers in [0, 2**31)"]),
     ("token-ids-negative", _set("nodes", 1, "token_ids", 0, value=-3),
-     ["token_ids must be a list of non-negative integers"]),
+     ["token_ids: token ids must be integers in [0, 2**31)"]),
     ("token-ids-float", _set("nodes", 2, "token_ids", 0, value=7.0),
-     ["node 'a1'", "token_ids must be a list of non-negative integers"]),
+     ["node 'a1'", "token_ids: token ids must be integers in [0, 2**31)"]),
     ("token-ids-bool", _set("nodes", 2, "token_ids", 0, value=True),
-     ["token_ids must be a list of non-negative integers"]),
+     ["token_ids: token ids must be integers in [0, 2**31)"]),
     ("token-ids-not-list", _set("nodes", 1, "token_ids", value="abc"),
-     ["token_ids and token_offsets must be lists"]),
+     ["token_ids must be a list of token ids or null"]),
     ("offsets-length", _set("nodes", 1, "token_offsets", value=[0]),
      ["token_ids and token_offsets must be lists with one entry per token"]),
     ("offsets-decreasing", _set("nodes", 1, "token_offsets", value=[2, 0]),
@@ -337,8 +358,51 @@ BAD: list[tuple[str, bytes | Mut, list[str]]] = [
      ["token_offsets must list one integer offset per token"]),
     ("offsets-float", _set("nodes", 1, "token_offsets", value=[0, 1.5]),
      ["token_offsets must list one integer offset per token"]),
-    ("offsets-without-ids", _set("nodes", 3, "token_offsets", value=[0]),
+    ("offsets-without-ids-v1", _v1(_set("nodes", 3, "token_offsets", value=[0])),
      ["token_offsets given without token_ids"]),
+    ("offsets-past-text-without-ids", _set("nodes", 3, "token_offsets", value=[0, 99]),
+     ["token_offsets must be increasing offsets into text"]),
+    ("v2-field-in-v1", _v1(_set("nodes", 3, "foreign", value={"x": 1})),
+     ["foreign needs session format version 2"]),
+    ("token-id-too-big", _set("nodes", 1, "token_ids", 0, value=2**31),
+     ["token ids must be integers in [0, 2**31)"]),
+    ("token-id-huge", _set("nodes", 1, "token_ids", 0, value=2**64 - 1),
+     ["token ids must be integers in [0, 2**31)"]),
+    ("logprob-positive", _set("nodes", 1, "token_logprobs", 0, value=1e308),
+     ["node 'a'", "log-probabilities must be finite numbers <= 1e-6"]),
+    ("distribution-logprob-positive", _set("nodes", 1, "distribution", "top", "logprobs", 0,
+                                           value=1000),
+     ["distribution.top: log-probabilities must be finite numbers <= 1e-6"]),
+    ("alternatives-logprob-positive", _set("nodes", 1, "alternatives", "logprobs", 0, 0,
+                                           value=3.5),
+     ["alternatives[0]: log-probabilities must be finite numbers <= 1e-6"]),
+    ("entropy-negative", _set("nodes", 1, "distribution", "entropy", value=-1),
+     ["entropy must be >= 0"]),
+    ("mass-over-one", _set("nodes", 1, "distribution", "mass", value=1.5),
+     ["mass must be in [0, 1]"]),
+    ("partial-not-bool", _set("nodes", 1, "distribution", "partial", value="yes"),
+     ["partial must be true or false"]),
+    ("seed-huge", _set("nodes", 1, "seed", value=2**64 - 1),
+     ["seed must be an integer in [0, 2**63)"]),
+    ("seed-negative", _set("graph", "seed", value=-1), ["graph.seed must be an integer"]),
+    ("sampler-n-huge", _set("nodes", 1, "sampler", "n", value=2**40),
+     ["sampler: n must be an integer in [1, 256]"]),
+    ("created-huge", _set("nodes", 1, "created", value=1e300), ["created must be a number"]),
+    ("token-bytes-not-hex", _set("nodes", 1, "token_bytes", value=["zz", "00"]),
+     ["token_bytes must be a list of hex strings"]),
+    ("token-bytes-length", _set("nodes", 1, "token_bytes", value=["00"]),
+     ["token_bytes must have one entry per token"]),
+    ("scores-not-object", _set("nodes", 1, "scores", value=[]),
+     ["scores must be an object mapping model names to scores"]),
+    ("scores-logprob-positive", _set("nodes", 1, "scores", value={
+        "m": {"token_offsets": [0], "token_logprobs": [5.0]}}),
+     ["scores['m'].token_logprobs: log-probabilities must be finite"]),
+    ("scores-length", _set("nodes", 1, "scores", value={
+        "m": {"token_offsets": [0, 1], "token_logprobs": [-1.0]}}),
+     ["scores['m'].token_logprobs must have one entry per token"]),
+    ("foreign-not-object", _set("nodes", 1, "foreign", value=[1]), ["foreign must be an object"]),
+    ("graph-foreign-not-object", _set("graph", "foreign", value=3),
+     ["graph.foreign must be an object"]),
     ("logprobs-string", _set("nodes", 1, "token_logprobs", 0, value="-0.5"),
      ["node 'a'", "token_logprobs must be a list of numbers or nulls"]),
     ("logprobs-not-list", _set("nodes", 1, "token_logprobs", value=-0.5),
@@ -370,12 +434,12 @@ BAD: list[tuple[str, bytes | Mut, list[str]]] = [
     ("vocab-missing", _del("graph", "vocab"),
      ["has no texts and graph.vocab has no table for its model"]),
     ("alternatives-logprob-type", _set("nodes", 1, "alternatives", "logprobs", 0, 0, value=None),
-     ["alternatives[0]: logprobs must be numbers"]),
+     ["alternatives[0]: log-probabilities must be finite numbers"]),
     ("alternatives-not-object", _set("nodes", 1, "alternatives", value=[1, 2]),
      ["alternatives must be an object with ids, texts and logprobs"]),
     ("alternatives-without-ids", _set("nodes", 3, "alternatives",
                                       value={"ids": [], "texts": [], "logprobs": []}),
-     ["alternatives given without token_ids"]),
+     ["alternatives given without tokens"]),
     ("distribution-not-object", _set("nodes", 1, "distribution", value=[]),
      ["distribution must be an object or null"]),
     ("distribution-mass", _set("nodes", 1, "distribution", "mass", value="0.9"),
@@ -387,12 +451,13 @@ BAD: list[tuple[str, bytes | Mut, list[str]]] = [
     ("distribution-top-length", lambda d: d["nodes"][1]["distribution"]["top"]["ids"].pop(),
      ["distribution.top needs ids, texts and logprobs lists of one length"]),
     ("distribution-top-type", _set("nodes", 1, "distribution", "top", "logprobs", 1, value="x"),
-     ["distribution.top: logprobs must be numbers"]),
+     ["distribution.top: log-probabilities must be finite numbers"]),
     ("sampler-negative-temperature", _set("nodes", 1, "sampler", "temperature", value=-1),
-     ["node 'a': sampler: temperature must be >= 0"]),
+     ["node 'a': sampler: temperature must be a number in [0, 100]"]),
     ("sampler-top-p", _set("nodes", 1, "sampler", "top_p", value=0),
-     ["sampler: top-p must be in (0, 1]"]),
-    ("sampler-n", _set("nodes", 1, "sampler", "n", value=0), ["sampler: n must be >= 1"]),
+     ["sampler: top-p must be a number in (0, 1]"]),
+    ("sampler-n", _set("nodes", 1, "sampler", "n", value=0),
+     ["sampler: n must be an integer in [1, 256]"]),
     ("sampler-type", _set("nodes", 1, "sampler", "top_k", value="many"), ["sampler: "]),
     ("sampler-list-value", _set("nodes", 1, "sampler", "temperature", value=[1]), ["sampler: "]),
     ("sampler-object-value", _set("nodes", 1, "sampler", "n", value={"n": 1}), ["sampler: "]),
@@ -400,7 +465,8 @@ BAD: list[tuple[str, bytes | Mut, list[str]]] = [
     ("sampler-stop-type", _set("nodes", 1, "sampler", "stop", value=[1]),
      ["stop must be a list of strings"]),
     ("sampler-not-object", _set("nodes", 1, "sampler", value=0.9), ["sampler must be an object"]),
-    ("seed-float", _set("nodes", 1, "seed", value=1.5), ["seed must be an integer or null"]),
+    ("seed-float", _set("nodes", 1, "seed", value=1.5),
+     ["seed must be an integer in [0, 2**63) or null"]),
     ("model-int", _set("nodes", 1, "model", value=1), ["model must be a string or null"]),
     ("created-string", _set("nodes", 1, "created", value="now"), ["created must be a number"]),
     ("bookmarked-int", _set("nodes", 1, "bookmarked", value=1), ["bookmarked must be true"]),
@@ -415,7 +481,7 @@ BAD: list[tuple[str, bytes | Mut, list[str]]] = [
      ["graph.selected names a node that does not exist"]),
     ("graph-model", _set("graph", "model", value=5), ["graph.model must be a string or null"]),
     ("graph-sampler", _set("graph", "sampler", "top_k", value=-1),
-     ["graph.sampler: top-k must be >= 0"]),
+     ["graph.sampler: top-k must be an integer in [0, 2**31)"]),
     ("graph-created", _set("graph", "created", value="x"), ["graph.created and graph.modified"]),
     ("deeply-nested-json", b"[" * 100_000 + b"]" * 100_000, ["not valid JSON"]),
 ]
@@ -444,7 +510,7 @@ def test_invalid_session_is_one_line_session_error(
     # loading never touches the file (nor writes anything beside it)
     assert path.read_bytes() == raw
     assert path.stat().st_mtime_ns == mtime
-    assert os.listdir(tmp_path) == ["bad.json"]
+    assert _files(tmp_path) == ["bad.json"]
     # the same problem through loads() names the given source
     with pytest.raises(SessionError) as ei2:
         session.loads(raw, "some/source.json")
@@ -486,18 +552,20 @@ def test_newer_version_message() -> None:
     with pytest.raises(SessionError) as ei:
         session.loads(orjson.dumps(doc), "future.json")
     assert str(ei.value) == ("future.json: session format version 7 is newer than this loomtui "
-                             "reads (1); upgrade loomtui")
+                             "reads (2); upgrade loomtui")
 
 
 # --------------------------------------------------------------------------- property: round trip
 
 finite = st.floats(allow_nan=False, allow_infinity=False)
+logprob = st.floats(max_value=0.0, allow_nan=False, allow_infinity=False)
 short_text = st.text(max_size=10)
-token_id = st.integers(0, 2**63 - 1)
+token_id = st.integers(0, 2**31 - 1)
 
 
-def choices(max_size: int) -> st.SearchStrategy[Choices]:
-    return st.lists(st.tuples(token_id, short_text, finite), max_size=max_size).map(Choices.of)
+def choices(max_size: int, ids: st.SearchStrategy[int | None] = token_id
+            ) -> st.SearchStrategy[Choices]:
+    return st.lists(st.tuples(ids, short_text, logprob), max_size=max_size).map(Choices.of)
 
 
 samplers = st.builds(
@@ -507,39 +575,70 @@ samplers = st.builds(
     max_tokens=st.integers(1, 100_000), stop=st.lists(short_text, max_size=3).map(tuple),
     n=st.integers(1, 64),
 )
-distributions = st.builds(Distribution, top=choices(6), entropy=st.none() | finite, mass=finite,
-                          model=st.none() | short_text)
+distributions = st.builds(Distribution, top=choices(6), entropy=st.none() | st.floats(0, 20),
+                          mass=st.floats(0, 1), model=st.none() | short_text)
+partial_distributions = st.builds(
+    Distribution, top=choices(6, st.none() | token_id), entropy=st.none(),
+    mass=st.floats(0, 1), model=st.none() | short_text, partial=st.just(True))
+json_leaf = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | finite | short_text
+foreign_values = st.dictionaries(short_text, st.recursive(
+    json_leaf, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(short_text, kids,
+                                                                          max_size=3),
+    max_leaves=6), max_size=3)
 
 
 @st.composite
-def node_bodies(draw: st.DrawFn) -> dict[str, Any]:
+def token_scores(draw: st.DrawFn, text: str) -> TokenScores:
+    offs = sorted(draw(st.lists(st.integers(0, len(text)), max_size=4)))
+    k = len(offs)
+    rows = draw(st.none() | st.lists(choices(2, st.none() | token_id), min_size=k, max_size=k))
+    return TokenScores(
+        offs, draw(st.lists(st.none() | logprob, min_size=k, max_size=k)),
+        draw(st.none() | st.lists(st.none() | token_id, min_size=k, max_size=k)),
+        None if rows is None else Alternatives([r.ids for r in rows], [r.texts for r in rows],
+                                               [r.logprobs for r in rows]),
+        draw(st.none() | distributions | partial_distributions))
+
+
+@st.composite
+def node_bodies(draw: st.DrawFn, v2: bool = True) -> dict[str, Any]:
     text = draw(st.text(max_size=24))
     body: dict[str, Any] = {"text": text, "origin": draw(st.sampled_from(ORIGINS))}
     if draw(st.booleans()):
         offs = sorted(draw(st.lists(st.integers(0, len(text)), max_size=6)))
         k = len(offs)
-        body["token_ids"] = draw(st.lists(token_id, min_size=k, max_size=k))
+        known_ids = not v2 or draw(st.booleans())
+        if known_ids:
+            body["token_ids"] = draw(st.lists(token_id, min_size=k, max_size=k))
         body["token_offsets"] = offs
         body["token_logprobs"] = draw(
-            st.none() | st.lists(st.none() | finite, min_size=k, max_size=k))
-        rows = draw(st.none() | st.lists(choices(3), min_size=k, max_size=k))
+            st.none() | st.lists(st.none() | logprob, min_size=k, max_size=k))
+        rows = draw(st.none() | st.lists(choices(3, token_id if not v2 else
+                                                 st.none() | token_id),
+                                         min_size=k, max_size=k))
         if rows is not None:
             body["alternatives"] = Alternatives([r.ids for r in rows], [r.texts for r in rows],
                                                 [r.logprobs for r in rows])
-    body["distribution"] = draw(st.none() | distributions)
+        if v2 and draw(st.booleans()):
+            body["token_bytes"] = draw(st.lists(st.binary(max_size=4), min_size=k, max_size=k))
+    body["distribution"] = draw(st.none() | distributions | (
+        partial_distributions if v2 else st.none()))
     body["sampler"] = draw(st.none() | samplers)
-    body["seed"] = draw(st.none() | st.integers(-(2**63), 2**63 - 1))
+    body["seed"] = draw(st.none() | st.integers(0, 2**63 - 1))
     body["model"] = draw(st.none() | short_text)
-    body["created"] = draw(finite)
+    body["created"] = draw(st.floats(0, 4e9))
     body["bookmarked"] = draw(st.booleans())
     body["note"] = draw(st.text(max_size=16))
     body["tags"] = draw(st.lists(short_text, max_size=3))
+    if v2:
+        body["scores"] = draw(st.dictionaries(short_text, token_scores(text), max_size=2))
+        body["foreign"] = draw(foreign_values)
     return body
 
 
 @st.composite
-def trees(draw: st.DrawFn) -> Tree:
-    bodies = draw(st.lists(node_bodies(), min_size=1, max_size=10))
+def trees(draw: st.DrawFn, v2: bool = True) -> Tree:
+    bodies = draw(st.lists(node_bodies(v2), min_size=1, max_size=10))
     shape = draw(st.sampled_from(["random", "deep", "wide"]))
     if shape == "random":
         n = len(bodies) + draw(st.integers(0, 20))
@@ -557,6 +656,8 @@ def trees(draw: st.DrawFn) -> Tree:
                            sampler=draw(samplers), created=draw(finite))
     tree.modified = draw(finite)
     tree.selected = draw(st.sampled_from(ids))
+    if v2:
+        tree.foreign = draw(foreign_values)
     return tree
 
 
@@ -576,6 +677,22 @@ def test_property_save_load_round_trip(tree: Tree) -> None:
         graph = nx.node_link_graph(json.loads(path.read_bytes()), edges="edges")
         assert set(graph.edges) == set(tree.graph.edges)
         assert nx.is_arborescence(graph)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(tree=trees(v2=False))
+def test_property_version_1_loads_and_saves_as_version_2(tree: Tree) -> None:
+    """A version-1 document (no version-2 fields) loads, and saves as the same tree in
+    version 2."""
+    doc = session.tree_to_json(tree)
+    assert not any(k in n for n in doc["nodes"] for k in ("token_bytes", "scores", "foreign"))
+    doc["graph"]["version"] = 1
+    loaded = session.loads(orjson.dumps(doc))
+    again = session.tree_to_json(loaded)
+    assert again["graph"]["version"] == 2
+    doc["graph"]["version"] = 2
+    assert again == doc
 
 
 # --------------------------------------------------------------------------- property: fuzzing

@@ -68,12 +68,12 @@ class CacheAdapter:
 try:  # transformers 5.x: per-layer cache objects
     from transformers.cache_utils import DynamicLayer
 except ImportError:  # pragma: no cover - transformers 4.x
-    DynamicLayer = None  # type: ignore[assignment,misc]
+    DynamicLayer = None
 
 
 if DynamicLayer is not None:
 
-    class ReservedLayer(DynamicLayer):  # type: ignore[misc,valid-type]
+    class ReservedLayer(DynamicLayer):
         """A cache layer over preallocated buffers, written in place.
 
         ``DynamicLayer`` concatenates the whole cache at every decoding step (O(context) copies

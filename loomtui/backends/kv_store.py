@@ -27,6 +27,10 @@ class Slice:
     """The tokens the slice was computed for (a split or merge changes them)."""
     last_logits: torch.Tensor | None = None
     """Logits after the slice's last token (float32, [vocab]), when known."""
+    serial: int = 0
+    """Unique per stored slice: a recomputed slice gets a new one."""
+    base: int | None = None
+    """The serial of the parent's slice this one was computed after (None at the root)."""
 
 
 @dataclass(slots=True)
@@ -51,6 +55,7 @@ class KVStore:
         self.bytes = 0
         self.stats = CacheStats()
         self.protected: set[str] = set()
+        self._serial = 0
 
     def __contains__(self, node_id: object) -> bool:
         return node_id in self.slices
@@ -66,7 +71,10 @@ class KVStore:
         s = self.slices.get(node_id)
         if s is None:
             return None
-        if s.parent != parent or s.start != start or s.ids != tuple(ids):
+        if (s.parent != parent or s.start != start or s.ids != tuple(ids)
+                or s.base != self._serial_of(parent)):
+            # moved, retokenised, or computed after a parent slice that was since recomputed
+            # (its context changed: the prompt was edited in place)
             self.drop(node_id)
             return None
         self.slices.move_to_end(node_id)
@@ -79,11 +87,21 @@ class KVStore:
         if node_id in self.slices:
             self.drop(node_id)
         nbytes = kv_bytes(kv) + (last_logits.numel() * 4 if last_logits is not None else 0)
-        self.slices[node_id] = Slice(kv, start, parent, nbytes, tuple(ids), last_logits)
+        self._serial += 1
+        base = self._serial_of(parent)
+        self.slices[node_id] = Slice(kv, start, parent, nbytes, tuple(ids), last_logits,
+                                     self._serial, -1 if parent is not None and base is None
+                                     else base)
         self.bytes += nbytes
         if parent is not None:
             self.kids[parent] = self.kids.get(parent, 0) + 1
         self.evict()
+
+    def _serial_of(self, parent: str | None) -> int | None:
+        if parent is None:
+            return None
+        s = self.slices.get(parent)
+        return None if s is None else s.serial
 
     def drop(self, node_id: str) -> None:
         s = self.slices.pop(node_id, None)

@@ -88,8 +88,9 @@ class TransformersPredictor:
         self.tok = tokenizer
         self.model_id = model_id
         cfg = model.config
-        self.context_window = int(getattr(cfg, "max_position_embeddings", None)
-                                  or getattr(cfg, "n_positions", 2048))
+        window: Any = getattr(cfg, "max_position_embeddings", None) or getattr(
+            cfg, "n_positions", 2048)
+        self.context_window = int(window)
         self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
         self.device = next(model.parameters()).device
         self.adapter = CacheAdapter(model, lean=lean)
@@ -460,6 +461,7 @@ class TransformersPredictor:
                     r.token_ids.append(t)
                     r.token_logprobs.append(round(float(picked[i]), DIGITS))
                     ids = alt_idx[i].tolist()
+                    assert r.alternatives is not None
                     r.alternatives.append(Choices(
                         ids, [self.token_text(x) for x in ids],
                         [round(x, DIGITS) for x in alt_vals[i].tolist()]))
@@ -494,7 +496,7 @@ class TransformersPredictor:
                 r.token_offsets = (texts[i].starts if texts[i].text == r.text
                                    else self.offsets(r.token_ids, r.text))
                 if final[i] is not None:
-                    r.distribution = self._distribution(final[i], 20)  # type: ignore[arg-type]
+                    r.distribution = self._distribution(final[i], 20)
                     if ctx.cacheable and r.token_ids:
                         r.handle = _Handle(
                             kv_slice(kv_all, offset, offset + len(r.token_ids), row=i),

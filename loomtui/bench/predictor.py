@@ -11,6 +11,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -35,6 +36,12 @@ def _context_tree(pred, n_tokens: int) -> Tree:
     root = Node(id="0", text=text, origin="prompt", token_ids=ids,
                 token_offsets=pred.offsets(ids, text))
     return Tree(root, model=pred.model_id)
+
+
+def _ids(tree: Tree, node_id: str) -> list[int]:
+    ids = tree.context_ids(node_id)
+    assert ids is not None, "bench trees are tokenised"
+    return ids
 
 
 def _generate(pred, ids: list[int], n: int, sampler: Sampler) -> int:
@@ -83,7 +90,7 @@ def main(model: str | None = None, threads: int = 1) -> int:
     # Warm up both paths once (allocations, lazy inits).
     warm = _context_tree(pred, 16)
     grow.expand(warm, pred, warm.root_id, s.with_(n=2, max_tokens=4), seed=0)
-    _generate(pred, warm.root.token_ids, 1, s.with_(max_tokens=4))
+    _generate(pred, _ids(warm, warm.root_id), 1, s.with_(max_tokens=4))
 
     # W1 fan-out: 8 children x 32 tokens from a 500-token context, from a cold cache.
     ctx = min(500, window - s.max_tokens - 1)
@@ -92,14 +99,14 @@ def main(model: str | None = None, threads: int = 1) -> int:
     r0 = pred.store.stats.tokens_run
     ours = _timed(lambda: grow.expand(tree, pred, tree.root_id, s, seed=1))
     ours_pos = pred.store.stats.tokens_run - r0
-    base = _timed(lambda: _generate(pred, tree.root.token_ids, s.n, s))
+    base = _timed(lambda: _generate(pred, _ids(tree, tree.root_id), s.n, s))
     ok &= _report(f"W1 fan-out ({ctx} ctx, 8x32)", base, ours,
                   s.n * (ctx + s.max_tokens - 1), ours_pos, 3.5)
     # The same with nucleus sampling: both sides then sort the vocabulary every step.
     sp = s.with_(top_p=0.95)
     pred.store.clear()
     ours = _timed(lambda: grow.expand(tree, pred, tree.root_id, sp, seed=1))
-    base = _timed(lambda: _generate(pred, tree.root.token_ids, sp.n, sp))
+    base = _timed(lambda: _generate(pred, _ids(tree, tree.root_id), sp.n, sp))
     _report("W1 with top-p 0.95 (info)", base, ours, s.n * (ctx + s.max_tokens - 1), ours_pos,
             None)
 
@@ -123,8 +130,7 @@ def main(model: str | None = None, threads: int = 1) -> int:
     def base_w2() -> None:
         nonlocal base_pos
         for depth in range(3):
-            ids = tree.context_ids(path[depth])
-            base_pos += _generate(pred, ids, s.n, s)
+            base_pos += _generate(pred, _ids(tree, path[depth]), s.n, s)
 
     base = _timed(base_w2)
     ok &= _report(f"W2 tree ({ctx2} ctx, 3 levels)", base, ours, base_pos, ours_pos, 4.0)
@@ -138,7 +144,9 @@ def main(model: str | None = None, threads: int = 1) -> int:
     reps = 5
     ours = min(_timed(lambda: grow.pick(tree, pred, tree.root_id, rank=1)) for _ in range(reps))
     ours_pos = (pred.store.stats.tokens_run - r0) // reps
-    ids = [*tree.root.token_ids, tree.root.distribution.top.ids[0]]
+    root_dist = tree.root.distribution
+    assert root_dist is not None and root_dist.top.ids[0] is not None
+    ids = [*_ids(tree, tree.root_id), root_dist.top.ids[0]]
 
     def full() -> None:
         _full_forward(pred, ids)
@@ -167,14 +175,14 @@ def main(model: str | None = None, threads: int = 1) -> int:
         for k in kids:
             pred.store.drop(k.id)  # the child is not cached; its parent (the root) is
             tree.update(k.id, distribution=None)
-            ours_list.append(_timed(lambda k=k: grow.ensure_distribution(tree, pred, k.id)))
-            ids4 = tree.context_ids(k.id)
-            base_list.append(_timed(lambda ids4=ids4: _full_forward(pred, ids4)))
-            lean_list.append(_timed(lambda ids4=ids4: _full_forward(pred, ids4, ours=True)))
+            ours_list.append(_timed(partial(grow.ensure_distribution, tree, pred, k.id)))
+            ids4 = _ids(tree, k.id)
+            base_list.append(_timed(partial(_full_forward, pred, ids4)))
+            lean_list.append(_timed(partial(_full_forward, pred, ids4, ours=True)))
     ours_pos = (pred.store.stats.tokens_run - r0) // rounds
     ours4 = statistics.median(ours_list)
     ok &= _report("W4 select, parent cached", statistics.median(base_list), ours4,
-                  sum(len(tree.context_ids(k.id)) for k in kids), ours_pos, 8.0)
+                  sum(len(_ids(tree, k.id)) for k in kids), ours_pos, 8.0)
     if pred.adapter.lean is not None:
         lean4 = statistics.median(lean_list)
         print(f"{'':34s} against our own (lean) full forward, {lean4 * 1000:.1f} ms: "
@@ -201,7 +209,7 @@ def main(model: str | None = None, threads: int = 1) -> int:
     for _ in range(100):
         nid = rng.choice(nodes)
         pred.protect(tree, nid)
-        sel_times.append(_timed(lambda nid=nid: pred.distribution(tree, nid)))
+        sel_times.append(_timed(partial(pred.distribution, tree, nid)))
     st = pred.store.stats
     q = statistics.quantiles(sel_times, n=20)
     print(f"{'W5 100 selections, 64 MiB budget':34s} hit rate {st.hit_rate:.0%}  tokens "

@@ -14,7 +14,8 @@ _WORDS = [" the", " of", " and", " to", " thou", " love", " king", "\n", ",", " 
 def _choices(rng: random.Random, k: int) -> Choices:
     lps = sorted((round(-rng.expovariate(0.5), 5) for _ in range(k)), reverse=True)
     ids = [rng.randrange(8192) for _ in lps]
-    return Choices(ids, [_text(i) for i in ids], lps)
+    known: list[int | None] = list(ids)
+    return Choices(known, [_text(i) for i in ids], lps)
 
 
 def _text(token_id: int) -> str:

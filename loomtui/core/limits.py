@@ -88,7 +88,7 @@ def max_tokens_bound(window: int) -> Bound:
 
 def logprob_ok(x: object) -> bool:
     """A finite number <= MAX_LOGPROB (the hot check of loading: no Bound object)."""
-    return (type(x) is float or type(x) is int) and -math.inf < x <= MAX_LOGPROB  # type: ignore[operator]
+    return (type(x) is float or type(x) is int) and -math.inf < x <= MAX_LOGPROB
 
 
 def check_stops(stops: tuple[str, ...] | list[str], what: str = "stop") -> None:
@@ -97,8 +97,6 @@ def check_stops(stops: tuple[str, ...] | list[str], what: str = "stop") -> None:
     for s in stops:
         if not isinstance(s, str):
             raise ValueError(f"{what}: stop strings must be strings")
-        if not s:
-            raise ValueError(f"{what}: a stop string is empty")
         if len(s) > MAX_STOP_CHARS:
             raise ValueError(f"{what}: a stop string has {len(s)} characters "
                              f"(at most {MAX_STOP_CHARS})")

@@ -142,7 +142,13 @@ class Tree:
         return len(self.path(node_id)) - 1
 
     def context_text(self, node_id: str) -> str:
-        return "".join(self._nodes[n].text for n in self.path(node_id))
+        """The text of the path from the root to ``node_id``. Where nodes keep their tokens'
+        raw bytes (a character split between two picked tokens), the path's bytes are decoded
+        together, so the character is whole again."""
+        nodes = [self._nodes[n] for n in self.path(node_id)]
+        if all(n.token_bytes is None for n in nodes):
+            return "".join(n.text for n in nodes)
+        return b"".join(n.raw() for n in nodes).decode("utf-8", "replace")
 
     def context_ids(self, node_id: str) -> list[int] | None:
         """Token ids of the whole context, or None if some node on the path has none."""
@@ -235,7 +241,7 @@ class Tree:
                     for op in reversed(patch.ops):
                         self._do(op.inverse())
                     if patch.selected_before in self._nodes:
-                        self.selected = patch.selected_before  # type: ignore[assignment]
+                        self.selected = patch.selected_before
                     elif self.selected not in self._nodes:
                         self.selected = self.root_id
                 raise
@@ -362,6 +368,27 @@ class Tree:
         return fork
 
     @_locked
+    def edit_prompt(self, text: str) -> Node:
+        """Change the root's text in place (one undo step). Every score in the tree was
+        computed after the old prompt, so all go stale: the root's tokens and every node's
+        log-probabilities, alternatives and distribution are cleared (undo restores them) and
+        are recomputed when a model next looks at them."""
+        root = self.root
+        if text == root.text:
+            raise TreeError("the prompt is unchanged")
+        with self.transaction("edit prompt"):
+            self._set_op(self.root_id, dict(
+                text=text, token_ids=None, token_offsets=None, token_bytes=None,
+                token_logprobs=None, alternatives=None, distribution=None))
+            stale = dict(token_logprobs=None, alternatives=None, distribution=None)
+            for nid in self.subtree(self.root_id)[1:]:
+                n = self._nodes[nid]
+                if n.token_logprobs is not None or n.alternatives is not None or (
+                        n.distribution is not None):
+                    self._set_op(nid, stale)
+        return root
+
+    @_locked
     def split(self, node_id: str, at_token: int | None = None, at_char: int | None = None) -> Node:
         """Split a node in two at a token index (or a character offset for untokenised text).
 
@@ -378,21 +405,23 @@ class Tree:
                     f"for node {node_id}")
             k = at_token
             c = node.token_offsets[k]
-            tail_fields = dict(
+            tail_fields: dict[str, Any] = dict(
                 token_ids=node.token_ids[k:],
                 token_offsets=[o - c for o in node.token_offsets[k:]],
                 token_logprobs=node.token_logprobs[k:] if node.token_logprobs else None,
                 alternatives=node.alternatives.slice(k) if node.alternatives else None,
+                token_bytes=node.token_bytes[k:] if node.token_bytes is not None else None,
             )
             head_dist = (
                 Distribution.from_choices(node.alternatives[k], node.model)
                 if node.alternatives and len(node.alternatives[k]) else None
             )
-            head_fields = dict(
+            head_fields: dict[str, Any] = dict(
                 text=node.text[:c], token_ids=node.token_ids[:k],
                 token_offsets=node.token_offsets[:k],
                 token_logprobs=node.token_logprobs[:k] if node.token_logprobs else None,
                 alternatives=node.alternatives.slice(0, k) if node.alternatives else None,
+                token_bytes=node.token_bytes[:k] if node.token_bytes is not None else None,
                 distribution=head_dist,
             )
         elif at_char is not None:
@@ -434,10 +463,14 @@ class Tree:
             n.token_ids is not None and n.token_offsets is not None for n in nodes)
         fields: dict[str, Any] = dict(
             text=text, token_ids=None, token_offsets=None, token_logprobs=None, alternatives=None,
+            token_bytes=None,
             distribution=nodes[-1].distribution, bookmarked=any(n.bookmarked for n in nodes),
             note="\n".join(n.note for n in nodes if n.note),
             tags=list(dict.fromkeys(t for n in nodes for t in n.tags)),
         )
+        if not tokenised and any(n.token_bytes is not None for n in nodes):
+            # retokenised later from text: decode the bytes together (split characters whole)
+            fields["text"] = b"".join(n.raw() for n in nodes).decode("utf-8", "replace")
         if tokenised:
             ids: list[int] = []
             offs: list[int] = []
@@ -456,6 +489,10 @@ class Tree:
                 base += len(n.text)
             fields.update(token_ids=ids, token_offsets=offs, token_logprobs=lps,
                           alternatives=alts if any(alts.ids) else None)
+            if any(n.token_bytes is not None for n in nodes):
+                fields["token_bytes"] = [
+                    b for n in nodes for b in (n.token_bytes if n.token_bytes is not None
+                                               else [p.encode() for p in n.pieces()])]
         with self.transaction("merge"):
             last = chain[-1]
             for kid in self.children(last):
@@ -499,7 +536,7 @@ class Tree:
                 self._do(op.inverse())
         self.history.redo_stack.append(patch)
         if patch.selected_before in self._nodes:
-            self.selected = patch.selected_before  # type: ignore[assignment]
+            self.selected = patch.selected_before
         elif self.selected not in self._nodes:
             self.selected = self.root_id
         self._touch()
@@ -516,7 +553,7 @@ class Tree:
                 self._do(op)
         self.history.undo_stack.append(patch)
         if patch.selected_after in self._nodes:
-            self.selected = patch.selected_after  # type: ignore[assignment]
+            self.selected = patch.selected_after
         elif self.selected not in self._nodes:
             self.selected = self.root_id
         self._touch()
@@ -572,6 +609,11 @@ class Tree:
         self.graph.add_node(node.id)
         if parent is not None:
             self.graph.add_edge(parent, node.id)
+
+    def touch(self) -> None:
+        """Mark the tree changed (a new selection to save, say): no undo step."""
+        with self.lock:
+            self._touch()
 
     def _touch(self) -> None:
         self.revision += 1

@@ -39,7 +39,7 @@ def _node_of(raw: dict[str, Any], seen: set[str], counter: list[int]) -> Node:
     tags = [str(t) for t in tags]
     bookmarked = "bookmark" in tags or raw.get("bookmark") is True
     tags = [t for t in tags if t != "bookmark"]
-    note = raw.get("note") if isinstance(raw.get("note"), str) else ""
+    note = raw["note"] if isinstance(raw.get("note"), str) else ""
     created = raw.get("created")
     return Node(
         id=nid, text=text, origin="imported", bookmarked=bookmarked, note=note, tags=tags,
