@@ -48,7 +48,7 @@ def test_size_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "s.json"
     session.save(make_tree(200, seed=1), path)
     monkeypatch.setenv("LOOMTUI_MAX_SESSION_MB", "0.01")
-    with pytest.raises(SessionError, match="over the limit of .* LOOMTUI_MAX_SESSION_MB"):
+    with pytest.raises(SessionError, match=r"over the limit of .* LOOMTUI_MAX_SESSION_MB"):
         session.load(path)
     monkeypatch.delenv("LOOMTUI_MAX_SESSION_MB")
     assert len(session.load(path)) == 200

@@ -204,8 +204,9 @@ def distribution(where: str, raw: object, ctx: Ctx) -> Distribution:
                         partial)
 
 
-_SAMPLER_TYPES: dict[str, set[type]] = {"temperature": _NUM, "top_k": {int}, "top_p": _NUM, "min_p": _NUM,
-                  "max_tokens": {int}, "n": {int}, "stop": {list}}
+_SAMPLER_TYPES: dict[str, set[type]] = {
+    "temperature": _NUM, "top_k": {int}, "top_p": _NUM, "min_p": _NUM, "max_tokens": {int},
+    "n": {int}, "stop": {list}}
 
 
 def sampler(where: str, raw: object) -> Sampler:
