@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from loomtui.core import limits
 from loomtui.core.errors import LoomError
@@ -458,8 +458,19 @@ def _edit_parser(sub: Any, name: str, help_: str, fn: Callable[..., int],
     return p
 
 
+class UsageError(LoomError):
+    """A command line that does not parse: one line, exit status 2 (not argparse's usage)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("loomtui").strip()
+        raise UsageError(f"{command + ': ' if command else ''}{message} "
+                         f"(see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="loomtui", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="loomtui", description=(__doc__ or "").splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("open", help="open the app (the default: `loomtui [SESSION]`)")
@@ -615,10 +626,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parser = build_parser()
     parser.add_argument("--version", action="version", version=f"loomtui {__version__}")
-    args = parser.parse_args(argv)
-    if getattr(args, "require_node", False) and args.node is None:
-        parser.error(f"{args.command}: --node is required")
     try:
+        args = parser.parse_args(argv)
+        if getattr(args, "require_node", False) and args.node is None:
+            raise UsageError(f"{args.command}: --node is required (see loomtui {args.command} --help)")
         return int(args.func(args) or 0)
     except LoomError as exc:
         print(f"loomtui: error: {terminal_safe(str(exc))}", file=sys.stderr)
