@@ -629,7 +629,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if getattr(args, "require_node", False) and args.node is None:
-            raise UsageError(f"{args.command}: --node is required (see loomtui {args.command} --help)")
+            raise UsageError(f"{args.command}: --node is required "
+                             f"(see loomtui {args.command} --help)")
         return int(args.func(args) or 0)
     except LoomError as exc:
         print(f"loomtui: error: {terminal_safe(str(exc))}", file=sys.stderr)
