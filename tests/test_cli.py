@@ -20,7 +20,7 @@ from loomtui.core.node import Node
 from loomtui.core.tree import Tree
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO.parent / "shared" / "fixtures" / "pyloom" / "loom_demo.json"
+DEMO = REPO / "tests" / "data" / "formats" / "pyloom" / "loom_demo.json"
 
 needs_demo = pytest.mark.skipif(not DEMO.is_file(), reason=f"fixture {DEMO} is missing")
 
