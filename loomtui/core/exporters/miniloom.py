@@ -79,7 +79,7 @@ def write(tree: Tree) -> bytes:
     store: dict[str, dict[str, Any]] = {}
     kids: dict[str, list[str]] = {}
     if wrap:
-        store["1"] = {"id": "1", "timestamp": int(tree.created * 1000), "type": "root",
+        store["1"] = {"id": "1", "timestamp": 0, "type": "root",
                       "patch": "", "summary": "Root Node", "rating": None, "read": True,
                       "parent": None, "children": []}
     for nid, _ in tree.iter_preorder():
@@ -121,6 +121,8 @@ def write(tree: Tree) -> bytes:
         store[ids[nid]] = out
         if mparent_id is not None:
             kids.setdefault(mparent_id, []).append(ids[nid])
+    if wrap:
+        store["1"]["timestamp"] = store["2"]["timestamp"]
     for mid, node_out in store.items():
         mine = kids.get(mid, [])
         kept = node_out.get("children")

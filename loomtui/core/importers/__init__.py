@@ -8,6 +8,7 @@ content (``fmt`` forces one) and turns every problem into a one-line :class:`Ses
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 from types import ModuleType
@@ -52,8 +53,22 @@ def detect(data: object) -> tuple[str | None, dict[str, str]]:
 def import_file(path: str | os.PathLike[str], fmt: str | None = None, *,
                 tree: str | None = None, note: str | None = None) -> list[Imported]:
     """Read another loom's file (never writing it). ``fmt`` forces a format; ``tree`` picks
-    one basemode-loom tree, ``note`` one loomsidian note. Any problem: SessionError."""
-    path = Path(path)
+    one basemode-loom tree, ``note`` one loomsidian note. Any problem: SessionError.
+
+    The cyclic garbage collector is paused meanwhile: importing builds millions of acyclic
+    objects next to the parsed file, and its repeated passes over them made imports
+    superlinear (as :mod:`loomtui.core.session` does for loading)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        return _import_file(Path(path), fmt, tree, note)
+    finally:
+        if was:
+            gc.enable()
+
+
+def _import_file(path: Path, fmt: str | None, tree: str | None, note: str | None
+                 ) -> list[Imported]:
     if fmt is not None and fmt not in READERS:
         raise SessionError(path, f"unknown format {fmt!r}; formats: {', '.join(FORMATS)}")
     if path.suffix == ".tapestry":

@@ -9,6 +9,7 @@ give the file back whole.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -300,30 +301,40 @@ def link(entries: list[Flat], *, root: str | None = None, synthetic_root: bool =
 def assign_ids(raw_ids: list[object]) -> tuple[list[str], list[str | None], IdPool]:
     """(loomtui ids, file keys) for nodes whose file ids are ``raw_ids``: the key is the
     string form of the file id for the first node that has it, None for the others."""
+    if all(type(r) is str and r for r in raw_ids) and len(set(raw_ids)) == len(raw_ids):
+        ids = list(raw_ids)  # the usual case: every id given once
+        pool = IdPool(ids)  # type: ignore[arg-type]
+        pool.used.update(ids)  # type: ignore[arg-type]
+        return ids, list(ids), pool  # type: ignore[return-value]
     pool = IdPool(string_ids(raw_ids))
-    ids: list[str] = []
+    out: list[str] = []
     keys: list[str | None] = []
     for raw in raw_ids:
         first_time = not (isinstance(raw, str | int) and not isinstance(raw, bool)
                           and raw != "" and str(raw) in pool.used)
         nid = pool.claim(raw)
-        ids.append(nid)
+        out.append(nid)
         keys.append(nid if first_time and nid == str(raw) else None)
-    return ids, keys, pool
+    return out, keys, pool
 
 
 def sampler_of(raw: dict[str, Any], keys: dict[str, str]) -> Sampler | None:
     """A Sampler from a node's stored settings (``keys`` maps our field to theirs), or None
     when none is stored or one is out of range (the raw values stay in ``foreign``)."""
-    given = {ours: raw[theirs] for ours, theirs in keys.items() if raw.get(theirs) is not None}
+    given = tuple((ours, raw[theirs]) for ours, theirs in keys.items()
+                  if raw.get(theirs) is not None)
     if not given:
         return None
+    for _, v in given:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            return None
+    return _sampler(given)
+
+
+@functools.lru_cache(maxsize=1024)
+def _sampler(given: tuple[tuple[str, Any], ...]) -> Sampler | None:
     try:
-        for v in given.values():
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                return None
-        s = Sampler(n=1, **given)
-        return s.validated()
+        return Sampler(n=1, **dict(given)).validated()
     except (TypeError, ValueError):
         return None
 
@@ -383,20 +394,31 @@ class FlatSpec:
 def read_flat(items: list[tuple[object, object]], spec: FlatSpec, fill: Any, *,
               root: str | None = None, synthetic_root: bool = False
               ) -> tuple[Tree, list[str]]:
-    """A tree from ``(file id, raw node)`` pairs. ``fill(node, raw, where, dropped)`` sets
-    the format's modelled fields and returns whether the node's creation time is known."""
+    """A tree from ``(file id, raw node)`` pairs. ``fill(node, raw, dropped)`` sets the
+    format's modelled fields and returns whether the node's creation time is known."""
     ids, keys, pool = assign_ids([k for k, _ in items])
     dropped = Dropped()
     entries: list[Flat] = []
+    tkey, pkey, ckey, fmt = spec.text, spec.parent, spec.children, spec.fmt
+    structural = spec.structural
     for (_, raw), nid, key in zip(items, ids, keys, strict=True):
-        where = f"node {show(nid)}"
-        if not isinstance(raw, dict):
-            raise BadInput(f"{where} is not an object")
-        text = text_of(raw, spec.text, where)
-        node = flat_node(nid, text, "imported", raw, spec.fmt, spec.structural)
-        known = bool(fill(node, raw, where, dropped))
-        parent = ref(raw, spec.parent, where) if spec.parent else None
-        children = refs(raw, spec.children, where) if spec.children else None
+        if type(raw) is not dict:
+            raise BadInput(f"node {show(nid)} is not an object")
+        text = raw.get(tkey, "")
+        if type(text) is not str:
+            if text is not None:
+                raise BadInput(f"node {show(nid)}: {tkey} is not a string")
+            text = ""
+        node = Node(id=nid, text=text, origin="imported")
+        kept = raw.copy()
+        for k in structural:
+            kept.pop(k, None)
+        node.foreign[fmt] = kept
+        known = bool(fill(node, raw, dropped))
+        parent = raw.get(pkey) if pkey else None
+        if parent is not None and type(parent) is not str:
+            parent = ref(raw, pkey, f"node {show(nid)}")  # type: ignore[arg-type]
+        children = refs(raw, ckey, f"node {show(nid)}") if ckey and raw.get(ckey) else None
         entries.append(Flat(key, node, parent, children, known))
     if not entries:
         raise BadInput("the file holds no nodes")
@@ -406,13 +428,13 @@ def read_flat(items: list[tuple[object, object]], spec: FlatSpec, fill: Any, *,
     return tree, pool.notes() + dropped.notes()
 
 
-def created_from(node: Node, value: object, where: str, dropped: Dropped) -> bool:
+def created_from(node: Node, value: object, dropped: Dropped) -> bool:
     """Set ``node.created`` from a file's time; a value that is no time is dropped, noted."""
     if value is None:
         return False
     t = epoch_seconds(value)
     if t is None:
-        dropped.add("creation times that are not a time", where)
+        dropped.add("creation times that are not a time", f"node {show(node.id)}")
         return False
     node.created = t
     return True

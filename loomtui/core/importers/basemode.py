@@ -48,7 +48,7 @@ def fits(data: object) -> str | None:
     return "no version 1 'nodes' list with 'tree_id'"
 
 
-def fill(node: Node, raw: dict[str, Any], where: str, dropped: Dropped) -> bool:
+def fill(node: Node, raw: dict[str, Any], dropped: Dropped) -> bool:
     model = raw.get("model")
     if isinstance(model, str) and model:
         node.model = model
@@ -58,7 +58,7 @@ def fill(node: Node, raw: dict[str, Any], where: str, dropped: Dropped) -> bool:
     node.sampler = sampler_of(raw, SAMPLER)
     meta = raw.get("metadata")
     node.bookmarked = isinstance(meta, dict) and meta.get("bookmarked") is True
-    return created_from(node, raw.get("created_at"), where, dropped)
+    return created_from(node, raw.get("created_at"), dropped)
 
 
 def _one_tree(rows: list[dict[str, Any]], tree_row: dict[str, Any] | None,

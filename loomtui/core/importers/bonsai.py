@@ -40,7 +40,7 @@ def fits(data: object) -> str | None:
     return "'nodes' without 'parentIds', 'focusedId' or 'pathNodes'"
 
 
-def fill(node: Node, raw: dict[str, Any], where: str, dropped: Dropped) -> bool:
+def fill(node: Node, raw: dict[str, Any], dropped: Dropped) -> bool:
     tags = raw.get("tags")
     if isinstance(tags, list) and all(isinstance(t, str) for t in tags):
         node.tags = [t for t in tags if t != "bookmark"]
@@ -49,7 +49,7 @@ def fill(node: Node, raw: dict[str, Any], where: str, dropped: Dropped) -> bool:
     model = raw.get("model")
     if isinstance(model, str) and model:
         node.model = model
-    return created_from(node, raw.get("createdAt"), where, dropped)
+    return created_from(node, raw.get("createdAt"), dropped)
 
 
 def read(data: object, **_: Any) -> list[Imported]:

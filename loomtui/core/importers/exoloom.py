@@ -37,7 +37,7 @@ def fits(data: object) -> str | None:
     return "no loomType 'Exoloom' with a 'tree'"
 
 
-def fill(node: Node, raw: dict[str, Any], where: str, dropped: Dropped) -> bool:
+def fill(node: Node, raw: dict[str, Any], dropped: Dropped) -> bool:
     kind = raw.get("authorType")
     name = raw.get("authorName")
     if isinstance(kind, str) and kind.lower() in MODEL_AUTHORS:
@@ -46,7 +46,7 @@ def fill(node: Node, raw: dict[str, Any], where: str, dropped: Dropped) -> bool:
             node.model = name
     elif isinstance(kind, str):
         node.origin = "typed"
-    return created_from(node, raw.get("createdAt"), where, dropped)
+    return created_from(node, raw.get("createdAt"), dropped)
 
 
 def read(data: object, **_: Any) -> list[Imported]:

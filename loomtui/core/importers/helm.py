@@ -32,8 +32,8 @@ def fits(data: object) -> str | None:
     return "no 'nodes' list with a 'rootId'"
 
 
-def fill(node: Node, raw: dict[str, Any], where: str, dropped: Any) -> bool:
-    return created_from(node, raw.get("createdAt"), where, dropped)
+def fill(node: Node, raw: dict[str, Any], dropped: Any) -> bool:
+    return created_from(node, raw.get("createdAt"), dropped)
 
 
 def read(data: object, **_: Any) -> list[Imported]:

@@ -67,7 +67,7 @@ def read(data: object, **_: Any) -> list[Imported]:
         while True:
             going = [t for t in sibs if t.get("children")]
             choices = _choices(sibs, f"node {seg.id!r}", dropped)
-            if len(going) != 1:
+            if len(going) != 1 or seg is root:  # the root holds the prompt alone
                 if choices is not None and len(choices):
                     seg.distribution = Distribution.from_choices(choices, model)
                     _keep(seg, sibs, None)

@@ -38,7 +38,7 @@ def fits(data: object) -> str | None:
     return "no 'state' of notes and no note with 'nodes' and 'current'"
 
 
-def fill(node: Node, raw: dict[str, Any], where: str, dropped: Any) -> bool:
+def fill(node: Node, raw: dict[str, Any], dropped: Any) -> bool:
     if "text" not in raw and isinstance(raw.get("value"), str):
         node.text = raw["value"]
     node.bookmarked = raw.get("bookmarked") is True

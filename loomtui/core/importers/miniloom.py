@@ -119,7 +119,7 @@ def read(data: object, **_: Any) -> list[Imported]:
         model = raw.get("model")
         if isinstance(model, str) and model:
             node.model = model
-        known = created_from(node, raw.get("timestamp"), where, dropped)
+        known = created_from(node, raw.get("timestamp"), dropped)
         entries.append(Flat(key, node, ref(raw, "parent", where), refs(raw, "children", where),
                             known))
         raws[nid] = raw
@@ -191,7 +191,6 @@ def _reparent_edits(tree: Any, full: dict[str, str], edited: list[str]) -> None:
         old = tree.parent(nid)
         tree.graph.remove_edge(old, nid)
         tree.graph.add_edge(anc, nid)
-        siblings = [k for k in tree.children(anc) if k != nid]
-        last = max((tree.node(k).created for k in siblings), default=node.created)
-        if siblings and node.created <= last:
-            node.created = last + max(1e-6, abs(last) * 4e-16)
+        taken = {tree.node(k).created for k in tree.children(anc) if k != nid}
+        while node.created in taken:  # among its new siblings, by its own time
+            node.created += max(1e-6, abs(node.created) * 4e-16)

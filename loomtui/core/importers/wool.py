@@ -35,7 +35,7 @@ def fits(data: object) -> str | None:
     return "no 'nodes' object with a 'focused_node_id'"
 
 
-def fill(node: Node, raw: dict[str, Any], where: str, dropped: Dropped) -> bool:
+def fill(node: Node, raw: dict[str, Any], dropped: Dropped) -> bool:
     model = raw.get("model")
     if isinstance(model, str) and model:
         node.model = model
@@ -44,7 +44,7 @@ def fill(node: Node, raw: dict[str, Any], where: str, dropped: Dropped) -> bool:
         node.origin = "typed"
     node.sampler = sampler_of(raw, SAMPLER)
     node.bookmarked = raw.get("bookmarked") is True
-    return created_from(node, raw.get("created_at", raw.get("timestamp")), where, dropped)
+    return created_from(node, raw.get("created_at", raw.get("timestamp")), dropped)
 
 
 def read(data: object, **_: Any) -> list[Imported]:
