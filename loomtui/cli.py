@@ -345,6 +345,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from loomtui.bench.sessions import main as bench_sessions
 
         return bench_sessions(args.sizes)
+    if args.what == "import":
+        from loomtui.bench.imports import main as bench_imports
+
+        return bench_imports(args.sizes)
     if args.what == "predictor":
         from loomtui.bench.predictor import main as bench_predictor
 
@@ -464,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("bench", help="benchmarks (ratios against a baseline in one run)")
-    p.add_argument("what", choices=("sessions", "predictor", "app"))
+    p.add_argument("what", choices=("sessions", "predictor", "app", "import"))
     p.add_argument("--sizes", type=int, nargs="*", default=[1000, 10000, 100000])
     p.add_argument("--model")
     p.add_argument("--threads", type=int, default=1)

@@ -507,3 +507,99 @@ def test_deep_chains_of_every_nested_format(tmp_path: Path) -> None:
     node = tree.node(seg)  # the last position's tokens go nowhere: the distribution after it
     assert node.text == "x" * depth and len(tree) == 2 and node.n_tokens == depth
     assert node.distribution is not None and node.distribution.top.texts == ["!", "y"]
+
+
+# --------------------------------------------------------------------------- the CLI
+def _cli(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
+    from loomtui.cli import main
+
+    rc = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_import_without_output_writes_beside_never_over(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    from loomtui.core import session
+
+    src = tmp_path / "tree.json"
+    src.write_bytes((DATA / "helm" / "tree.json").read_bytes())
+    rc, out, err = _cli(capsys, "import", src)
+    target = tmp_path / "tree.loomtui.json"
+    assert rc == 0 and out == ""
+    assert err == f"imported 4 nodes (helm) into {target}\n"
+    assert len(session.load(target)) == 4
+    assert src.read_bytes() == (DATA / "helm" / "tree.json").read_bytes()
+    before = target.read_bytes()
+    rc, _, err = _cli(capsys, "import", src)
+    assert rc == 2 and err.startswith(f"loomtui: error: {target}: already exists")
+    assert err.count("\n") == 1 and target.read_bytes() == before
+
+
+def test_import_of_several_trees_one_session_each(tmp_path: Path, basemode_db: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = _cli(capsys, "import", basemode_db)
+    assert rc == 0
+    assert (basemode_db.parent / "Diary.loomtui.json").is_file()
+    assert (basemode_db.parent / "Poem.loomtui.json").is_file()
+    assert err.count("imported ") == 2 and "(basemode-loom 'Poem')" in err
+    out_dir = tmp_path / "notes"
+    rc, _, err = _cli(capsys, "import", DATA / "loomsidian" / "data.json", "-o", out_dir)
+    assert rc == 0 and sorted(p.name for p in out_dir.iterdir()) == [
+        "Notes_Two roots.md.loomtui.json", "Stories_Fox.md.loomtui.json"]
+    one_note = tmp_path / "fox.json"
+    rc, _, err = _cli(capsys, "import", DATA / "loomsidian" / "data.json", "--note",
+                      "Stories/Fox.md", "-o", one_note)
+    assert rc == 0 and one_note.is_file()
+
+
+def test_import_deep_pyloom_chain_from_the_cli(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    depth = 5000
+    opens = "".join(f'{{"id": "n{i}", "text": "w", "children": [' for i in range(depth))
+    src = tmp_path / "deep.json"
+    src.write_text('{"root": ' + opens + '{"id": "leaf", "text": "!"}' + "]}" * depth + "}")
+    out = tmp_path / "deep-session.json"
+    rc, _, err = _cli(capsys, "import", src, "-o", out)
+    assert rc == 0, err
+    assert f"imported {depth + 1} nodes (socketteer/loom) into {out}" in err
+
+
+def test_export_tree_formats(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from loomtui.core import session
+
+    sess = tmp_path / "s.json"
+    session.save(one(DATA / "exoloom" / "export.json"), sess)
+    tree = session.load(sess)
+    tree.select("4")
+    session.save(tree, sess)
+    for fmt in TREE_FORMATS:
+        out = tmp_path / f"out.{fmt}.json"
+        rc, _, err = _cli(capsys, "export", sess, "--format", fmt, "-o", out)
+        assert rc == 0, err
+        doc = json.loads(out.read_bytes())
+        assert detect(doc)[0] == fmt
+        [back] = READERS[fmt].read(doc)
+        assert back.tree.context_text(back.tree.selected) == "The ship left port in a storm " \
+            "and sank."
+        assert outline(back.tree) == outline(tree)
+    rc, out_text, _ = _cli(capsys, "export", sess, "--format", "pyloom")
+    assert rc == 0 and json.loads(out_text)["selected_node_id"] == "4"
+    rc, out_text, err = _cli(capsys, "export", sess, "--format", "miniloom", "--node", "3")
+    assert rc == 2 and out_text == "" and err.count("\n") == 1
+    assert "--node exports one branch" in err
+
+
+def test_imported_scores_survive_a_session_file(tmp_path: Path) -> None:
+    """Needs session format version 2 (token texts without ids, foreign fields): fails on
+    the version-1 session module until the lead's session package lands."""
+    from loomtui.core import session
+
+    tree = one(DATA / "pyloom" / "small.json")
+    session.save(tree, tmp_path / "s.json")
+    back = session.load(tmp_path / "s.json")
+    g1 = back.node("g1")
+    assert g1.token_logprobs == [-0.5, -0.25] and g1.model == "davinci"
+    assert g1.alternatives is not None and g1.alternatives[0].ids == [None, None, None]
+    assert json.loads(export_tree(back, "pyloom")) == _raw_json(DATA / "pyloom" / "small.json")
