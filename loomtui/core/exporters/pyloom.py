@@ -51,7 +51,7 @@ def node_fields(node: Node, parent: str | None, prompt: str,
     changed."""
     raw: dict[str, Any] = dict(node.foreign.get(NAME, {}))
     new = NAME not in node.foreign
-    was = reader.fields_of(raw, "")
+    was = reader.fields_of(raw)
     out: dict[str, Any] = {"id": node.id, "text": node.text}
     if was["tags"] != node.tags or was["bookmarked"] != node.bookmarked:
         raw["tags"] = [*node.tags, *(["bookmark"] if node.bookmarked else [])]

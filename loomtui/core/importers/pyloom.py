@@ -56,11 +56,16 @@ def fits(data: object) -> str | None:
     return "no 'root' and no node with 'text'/'children'"
 
 
+_NO_META: dict[str, Any] = {}
+
+
 def meta_of(raw: dict[str, Any]) -> dict[str, Any]:
     """A node's ``meta``: an object, or the Python repr of one (as the demo file has it)."""
     meta = raw.get("meta")
-    if isinstance(meta, dict):
+    if type(meta) is dict:
         return meta
+    if meta is None:
+        return _NO_META
     if isinstance(meta, str) and len(meta) < 10_000 and meta.startswith("{"):
         try:
             parsed = ast.literal_eval(meta)
@@ -70,17 +75,25 @@ def meta_of(raw: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def fields_of(raw: dict[str, Any], where: str) -> dict[str, Any]:
+def fields_of(raw: dict[str, Any], meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """The modelled fields a node's raw fields give (the writer compares with these to tell
     whether a kept field still says what the node says)."""
-    tags = raw.get("tags") or []
-    tags = [str(t) for t in tags] if isinstance(tags, list) else []
-    bookmarked = "bookmark" in tags or raw.get("bookmark") is True
-    note = raw.get("note") if isinstance(raw.get("note"), str) else ""
-    source = meta_of(raw).get("source")
+    tags = raw.get("tags")
+    if not tags:
+        tags, bookmarked = [], False
+    elif type(tags) is list:
+        tags = [t if type(t) is str else str(t) for t in tags]
+        bookmarked = "bookmark" in tags
+        if bookmarked:
+            tags = [t for t in tags if t != "bookmark"]
+    else:
+        tags, bookmarked = [], False
+    note = raw.get("note", "")
+    source = (meta if meta is not None else meta_of(raw)).get("source")
     return {
-        "tags": [t for t in tags if t != "bookmark"], "bookmarked": bookmarked, "note": note,
-        "origin": SOURCES.get(source, "imported") if isinstance(source, str) else "imported",
+        "tags": tags, "bookmarked": bookmarked or raw.get("bookmark") is True,
+        "note": note if type(note) is str else "",
+        "origin": SOURCES.get(source, "imported") if type(source) is str else "imported",
     }
 
 
@@ -126,19 +139,21 @@ def read(data: object, **_: Any) -> list[Imported]:
         if not isinstance(raw, dict):
             raise BadInput(f"a child of node {show(parent)} is not an object")
         nid = pool.claim(raw.get("id"))
-        where = f"node {show(nid)}"
         text = raw.get("text", "")
-        if not isinstance(text, str):
-            raise BadInput(f"{where}: text is not a string")
-        f = fields_of(raw, where)
+        if type(text) is not str:
+            raise BadInput(f"node {show(nid)}: text is not a string")
+        meta = meta_of(raw)
+        f = fields_of(raw, meta)
         node = Node(id=nid, text=text, origin=origin_of(f, parent is None),
                     bookmarked=f["bookmarked"], note=f["note"], tags=f["tags"])
-        node.foreign[NAME] = {k: v for k, v in raw.items() if k not in STRUCTURAL}
+        kept = raw.copy()
+        for k in STRUCTURAL:
+            kept.pop(k, None)
+        node.foreign[NAME] = kept
         created = raw.get("created")
-        t = epoch_seconds(created) if created is not None else \
-            epoch_seconds(meta_of(raw).get("creation_timestamp"))
+        t = epoch_seconds(created if created is not None else meta.get("creation_timestamp"))
         if created is not None and t is None:
-            dropped.add("creation times that are not a time", where)
+            dropped.add("creation times that are not a time", f"node {show(nid)}")
         if t is not None:
             node.created = t
         gen = raw.get("generation")
@@ -149,8 +164,8 @@ def read(data: object, **_: Any) -> list[Imported]:
         if parent is not None:
             kids.setdefault(parent, []).append(nid)
         children = raw.get("children") or []
-        if not isinstance(children, list):
-            raise BadInput(f"{where}: children is not a list")
+        if type(children) is not list:
+            raise BadInput(f"node {show(nid)}: children is not a list")
         stack.extend((k, nid) for k in reversed(children))
     tree = finish(nodes, kids, nodes[0].id, times)
     tree.foreign[NAME] = {} if root_raw is data else {
