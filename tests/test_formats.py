@@ -603,3 +603,15 @@ def test_imported_scores_survive_a_session_file(tmp_path: Path) -> None:
     assert g1.token_logprobs == [-0.5, -0.25] and g1.model == "davinci"
     assert g1.alternatives is not None and g1.alternatives[0].ids == [None, None, None]
     assert json.loads(export_tree(back, "pyloom")) == _raw_json(DATA / "pyloom" / "small.json")
+
+
+def test_duplicate_ids_are_one_note_line_on_stderr(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "dups.json"
+    src.write_text(json.dumps({"root": {"id": "a", "text": "A", "children": [
+        {"id": "a", "text": "B"}, {"id": "b", "text": "C"}, {"id": "b", "text": "D"}]}}))
+    rc, out, err = _cli(capsys, "import", src, "-o", tmp_path / "s.json")
+    assert rc == 0 and out == ""
+    lines = err.splitlines()
+    assert lines[0] == "loomtui: note: 2 node id(s) given twice got fresh ids: 'a', 'b'"
+    assert lines[1].startswith("imported 4 nodes (socketteer/loom) into ") and len(lines) == 2

@@ -156,16 +156,6 @@ def logprob(value: object) -> float | None:
     return float(value)  # type: ignore[arg-type]
 
 
-def text_of(raw: dict[str, Any], key: str, where: str, default: str = "") -> str:
-    """A node's text field: a string, or missing (``default``); anything else is BadInput."""
-    text = raw.get(key, default)
-    if text is None:
-        return default
-    if not isinstance(text, str):
-        raise BadInput(f"{where}: {key} is not a string")
-    return text
-
-
 def _after(t: float) -> float:
     return t + max(1e-6, abs(t) * 4e-16)
 
@@ -337,14 +327,6 @@ def _sampler(given: tuple[tuple[str, Any], ...]) -> Sampler | None:
         return Sampler(n=1, **dict(given)).validated()
     except (TypeError, ValueError):
         return None
-
-
-def flat_node(nid: str, text: str, origin: str, raw: dict[str, Any], fmt: str,
-              structural: tuple[str, ...]) -> Node:
-    """A node with its file's other fields kept under ``foreign[fmt]``."""
-    node = Node(id=nid, text=text, origin=origin)
-    node.foreign[fmt] = {k: v for k, v in raw.items() if k not in structural}
-    return node
 
 
 def key_of(value: object) -> str | None:

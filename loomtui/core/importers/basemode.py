@@ -129,15 +129,13 @@ def read_sqlite(path: str | os.PathLike[str], *, tree: str | None = None) -> lis
     except sqlite3.Error as exc:
         raise SessionError(path, f"cannot open the database: {exc}") from None
     try:
-        conn.row_factory = sqlite3.Row
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not {"trees", "nodes"} <= tables:
             raise SessionError(path, "an SQLite database without basemode-loom's 'trees' and "
                                      "'nodes' tables")
-        trees = {str(r["id"]): _row(r) for r in conn.execute("SELECT * FROM trees")}
+        trees = {str(r["id"]): r for r in _rows(conn, "SELECT * FROM trees")}
         groups: dict[str, list[dict[str, Any]]] = {}
-        for r in conn.execute("SELECT * FROM nodes ORDER BY created_at, rowid"):
-            row = _row(r)
+        for row in _rows(conn, "SELECT * FROM nodes ORDER BY created_at, rowid"):
             groups.setdefault(str(row.get("tree_id")), []).append(row)
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.Error as exc:
@@ -155,17 +153,26 @@ def read_sqlite(path: str | os.PathLike[str], *, tree: str | None = None) -> lis
     return out
 
 
-def _row(r: sqlite3.Row) -> dict[str, Any]:
-    """A row as the JSON export has it: ``metadata_json`` parsed into ``metadata``."""
-    out = dict(r)
-    for key in ("metadata_json", "model_plan_json"):
-        if key in out:
-            raw = out.pop(key)
-            try:
-                value = json.loads(raw) if isinstance(raw, str) else raw
-            except (ValueError, RecursionError):
-                value = raw
-            out[key.removesuffix("_json")] = value
-    if "checked_out" in out:
-        out["checked_out"] = bool(out["checked_out"])
+def _rows(conn: sqlite3.Connection, query: str) -> list[dict[str, Any]]:
+    """Rows as the JSON export has them: ``*_json`` columns parsed (``metadata``...),
+    ``checked_out`` a boolean."""
+    cur = conn.execute(query)
+    names = [d[0] for d in cur.description]
+    out = [dict(zip(names, r, strict=True)) for r in cur]
+    json_cols = [n for n in names if n.endswith("_json")]
+    for row in out:
+        for key in json_cols:
+            raw = row.pop(key)
+            if raw == "{}":
+                value: Any = {}
+            elif raw == "[]":
+                value = []
+            else:
+                try:
+                    value = json.loads(raw) if isinstance(raw, str) else raw
+                except (ValueError, RecursionError):
+                    value = raw
+            row[key.removesuffix("_json")] = value
+        if "checked_out" in row:
+            row["checked_out"] = bool(row["checked_out"])
     return out

@@ -70,7 +70,7 @@ def read(data: object, **_: Any) -> list[Imported]:
             if len(going) != 1 or seg is root:  # the root holds the prompt alone
                 if choices is not None and len(choices):
                     seg.distribution = Distribution.from_choices(choices, model)
-                    _keep(seg, sibs, None)
+                    _keep(seg, sibs)
                 for t in reversed(going):
                     child = Node(id=pool.fresh(), text="", origin="sampled", model=model)
                     nodes.append(child)
@@ -100,7 +100,7 @@ def _choices(sibs: list[dict[str, Any]], where: str, dropped: Dropped) -> Choice
     return out
 
 
-def _keep(seg: Node, sibs: list[dict[str, Any]], chosen: object) -> None:
+def _keep(seg: Node, sibs: list[dict[str, Any]]) -> None:
     kept = seg.foreign.setdefault(NAME, {"tokens": []})
     kept["tokens"].append([{k: v for k, v in t.items() if k not in ("text", "logprob",
                                                                       "children")}
@@ -120,4 +120,4 @@ def _append(seg: Node, token: dict[str, Any], sibs: list[dict[str, Any]],
     alts.append(Choices(list(choices.ids), list(choices.texts), list(choices.logprobs))
                 if choices is not None else Choices())
     seg.token_offsets, seg.token_logprobs, seg.alternatives = offsets, lps, alts
-    _keep(seg, sibs, token)
+    _keep(seg, sibs)
