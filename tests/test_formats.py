@@ -615,3 +615,69 @@ def test_duplicate_ids_are_one_note_line_on_stderr(tmp_path: Path,
     lines = err.splitlines()
     assert lines[0] == "loomtui: note: 2 node id(s) given twice got fresh ids: 'a', 'b'"
     assert lines[1].startswith("imported 4 nodes (socketteer/loom) into ") and len(lines) == 2
+
+
+# --------------------------------------------------------------------------- mutations
+def _paths(doc: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [prefix]
+    stack = [(doc, prefix)]
+    while stack:
+        value, here = stack.pop()
+        items = value.items() if isinstance(value, dict) else (
+            enumerate(value) if isinstance(value, list) else ())
+        for k, v in items:
+            out.append((*here, k))
+            stack.append((v, (*here, k)))
+    return out
+
+
+def _mutated(doc: Any, rng: Any) -> Any:
+    doc = json.loads(json.dumps(doc))
+    path = rng.choice(_paths(doc)[1:])
+    parent = doc
+    for k in path[:-1]:
+        parent = parent[k]
+    choice = rng.randrange(4)
+    if choice == 0 and isinstance(parent, dict):
+        del parent[path[-1]]
+    elif choice == 0:
+        parent.pop(path[-1])
+    elif choice == 1:  # a value of another type
+        parent[path[-1]] = rng.choice([None, 0, -1, 2**70, 1.5, "", "x", "\x1b[2J", [], {},
+                                       [None], {"0": 1}, True])
+    elif choice == 2:  # a reference to a node that is elsewhere (or itself)
+        ids = [p[-1] for p in _paths(doc) if p and isinstance(p[-1], str)]
+        parent[path[-1]] = rng.choice(ids) if ids else "x"
+    else:  # a duplicate of a sibling
+        parent[path[-1]] = json.loads(json.dumps(rng.choice(
+            list(parent.values()) if isinstance(parent, dict) else parent)))
+    return doc
+
+
+def test_mutated_files_import_or_fail_in_one_line(tmp_path: Path) -> None:
+    """300 mutations of the fixtures (deleted fields, wrong types, references to other
+    nodes, duplicates): each imports, or is refused with one line; never a traceback."""
+    import random
+
+    rng = random.Random(12)
+    docs = [(name, json.loads((DATA / name).read_bytes())) for name in FIXTURES
+            if "demo" not in name]
+    path = tmp_path / "m.json"
+    outcomes = {"ok": 0, "refused": 0}
+    for i in range(300):
+        name, doc = docs[i % len(docs)]
+        raw = json.dumps(_mutated(doc, rng)).encode()
+        path.write_bytes(raw)
+        try:
+            for imported in import_file(path):
+                assert len(imported.tree) >= 1
+                for nid, _ in imported.tree.iter_preorder():
+                    assert math.isfinite(imported.tree.node(nid).created)
+                for fmt in TREE_FORMATS:
+                    export_tree(imported.tree, fmt)
+            outcomes["ok"] += 1
+        except SessionError as exc:
+            assert "\n" not in str(exc), (name, str(exc))
+            outcomes["refused"] += 1
+        assert path.read_bytes() == raw
+    assert outcomes["ok"] > 50 and outcomes["refused"] > 20, outcomes

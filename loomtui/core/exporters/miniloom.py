@@ -82,10 +82,13 @@ def write(tree: Tree) -> bytes:
         store["1"] = {"id": "1", "timestamp": 0, "type": "root",
                       "patch": "", "summary": "Root Node", "rating": None, "read": True,
                       "parent": None, "children": []}
-    for nid, _ in tree.iter_preorder():
+    order = [nid for nid, _ in tree.iter_preorder()]
+    for nid in order:  # every full text first: a MiniLoom parent may come later in order
+        parent = tree.parent(nid)
+        full[nid] = (full[parent] if parent is not None else "") + tree.node(nid).text
+    for nid in order:
         node = tree.node(nid)
         parent = tree.parent(nid)
-        full[nid] = (full[parent] if parent is not None else "") + node.text
         raw: dict[str, Any] = dict(node.foreign.get(NAME, {}))
         if parent is None:
             mparent_id = "1" if wrap else None

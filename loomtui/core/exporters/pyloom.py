@@ -28,7 +28,8 @@ SOURCES = {"sampled": "AI", "picked": "AI", "typed": "prompt", "prompt": "prompt
 
 def write(tree: Tree) -> bytes:
     top: dict[str, Any] = dict(tree.foreign.get(NAME, {}))
-    responses: dict[str, Any] = dict(top.get("model_responses") or {})
+    kept = top.get("model_responses")
+    responses: dict[str, Any] = dict(kept) if isinstance(kept, dict) else {}
     full: dict[str, str] = {}
 
     def fields(nid: str) -> dict[str, Any]:
@@ -39,7 +40,7 @@ def write(tree: Tree) -> bytes:
 
     root = nested(tree.root_id, fields, tree.children)
     top.setdefault("chapters", {})
-    if responses or "model_responses" in top:
+    if responses or isinstance(kept, dict):
         top["model_responses"] = responses
     top["selected_node_id"] = tree.selected
     return with_field(top, "root", root)
@@ -81,8 +82,8 @@ def node_fields(node: Node, parent: str | None, prompt: str,
     if meta is not None:
         raw["meta"] = meta
     gen = raw.get("generation")
-    kept = isinstance(gen, dict) and gen.get("id") in responses
-    if not kept:
+    if not (isinstance(gen, dict) and isinstance(gen.get("id"), str)
+            and gen["id"] in responses):
         response = response_of(node, prompt)
         if response is not None:
             rid = f"loomtui-{node.id}"
