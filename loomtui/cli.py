@@ -142,29 +142,19 @@ def cmd_tree(args: argparse.Namespace) -> int:
     return 0
 
 
-def _safe_name(name: str) -> str:
-    """A tree's or note's name from a file, as a file name (no directories, no controls)."""
-    import re
-
-    base = re.sub(r"[^\w.\- ]+", "_", name).strip(" .") or "tree"
-    return base[:100]
-
-
 def _import_targets(args: argparse.Namespace, src: Path, results: list[Any]) -> list[Path]:
     """Where each imported tree goes: ``-o`` (a file, or a directory for several trees), else
     ``NAME.loomtui.json`` beside the original."""
-    many = len(results) > 1
-    if args.output:
-        out = Path(args.output)
-        if not many:
-            return [out]
-        if out.exists() and not out.is_dir():
-            raise LoomError(f"{out}: {len(results)} trees need a directory, and this is a file")
-        return [out / f"{_safe_name(r.name or str(i))}.loomtui.json"
-                for i, r in enumerate(results, 1)]
-    names = [r.name if (many or r.name) and r.name else src.name.split(".")[0] or "imported"
-             for r in results]
-    return [src.parent / f"{_safe_name(n)}.loomtui.json" for n in names]
+    from loomtui.core.importers import session_paths
+
+    if not args.output:
+        return session_paths(src, results)
+    out = Path(args.output)
+    if len(results) == 1:
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise LoomError(f"{out}: {len(results)} trees need a directory, and this is a file")
+    return session_paths(src, results, out)
 
 
 def cmd_import(args: argparse.Namespace) -> int:

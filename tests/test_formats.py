@@ -83,6 +83,15 @@ def test_unknown_format_says_what_was_tried_in_one_line(tmp_path: Path) -> None:
         assert f"{name}: " in msg
 
 
+def test_a_loomtui_session_needs_no_import(tmp_path: Path) -> None:
+    from loomtui.core import session
+
+    path = tmp_path / "s.json"
+    session.save(Tree(Node("r", "x", "prompt")), path)
+    with pytest.raises(SessionError, match="is a loomtui session already"):
+        import_file(path)
+
+
 def test_tapestry_is_out_of_scope_in_one_line() -> None:
     with pytest.raises(SessionError) as ei:
         import_file(DATA / "tapestry" / "story.tapestry")

@@ -36,7 +36,27 @@ READERS: dict[str, ModuleType] = {m.NAME: m for m in (
 FORMATS = tuple(sorted(READERS))
 
 __all__ = ["FORMATS", "READERS", "BadInput", "Imported", "detect", "import_file",
-           "import_pyloom", "load_pyloom"]
+           "import_pyloom", "load_pyloom", "safe_name", "session_paths"]
+
+
+def safe_name(name: str) -> str:
+    """A tree's or note's name from a file, as a file name (no directories, no controls)."""
+    import re
+
+    base = re.sub(r"[^\w.\- ]+", "_", name).strip(" .") or "tree"
+    return base[:100]
+
+
+def session_paths(src: Path, results: list[Imported], directory: Path | None = None
+                  ) -> list[Path]:
+    """Where the sessions of an import go: ``NAME.loomtui.json`` in ``directory`` (default:
+    beside the original), NAME being the tree's or note's name where the file holds several
+    (or one was picked), else the original's name."""
+    where = directory if directory is not None else src.parent
+    named = len(results) > 1 or any(r.name for r in results)
+    names = [r.name if named and r.name else src.name.split(".")[0] or "imported"
+             for r in results]
+    return [where / f"{safe_name(n)}.loomtui.json" for n in names]
 
 
 def detect(data: object) -> tuple[str | None, dict[str, str]]:
@@ -82,6 +102,9 @@ def _import_file(path: Path, fmt: str | None, tree: str | None, note: str | None
     data = loads(raw, path)
     if fmt is None:
         fmt, why = detect(data)
+        graph = data.get("graph") if isinstance(data, dict) else None
+        if fmt is None and isinstance(graph, dict) and graph.get("format") == "loomtui-session":
+            raise SessionError(path, "is a loomtui session already: open it, no import needed")
         if fmt is None:
             reasons = "; ".join(f"{name}: {reason}" for name, reason in why.items())
             raise SessionError(path, f"no known loom format ({reasons})")
