@@ -178,20 +178,78 @@ def cmd_tree(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    from loomtui.core.importers import load_pyloom
+def _import_targets(args: argparse.Namespace, src: Path, results: list[Any]) -> list[Path]:
+    """Where each imported tree goes: ``-o`` (a file, or a directory for several trees), else
+    ``NAME.loomtui.json`` beside the original."""
+    from loomtui.core.importers import session_paths
 
-    out = _new_file(args.output, args.force)
-    tree = load_pyloom(args.file)
-    _save(tree, str(out))
-    print(f"imported {len(tree)} nodes into {out}", file=sys.stderr)
+    if not args.output:
+        return session_paths(src, results)
+    out = Path(args.output)
+    if len(results) == 1:
+        return [out]
+    if out.exists() and not out.is_dir():
+        raise LoomError(f"{out}: {len(results)} trees need a directory, and this is a file")
+    return session_paths(src, results, out)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from loomtui.core.importers import READERS, import_file
+    from loomtui.core.text import inline
+
+    src = Path(args.file)
+    results = import_file(src, args.fmt, tree=args.tree, note=args.note)
+    targets = _import_targets(args, src, results)
+    if len(set(targets)) != len(targets):
+        raise LoomError(f"two trees would be written to {targets[0].parent}/ under one name; "
+                        "import them one at a time (--tree / --note)")
+    for out in targets:
+        if src.exists() and out.exists() and out.resolve() == src.resolve():
+            raise LoomError(f"{out}: is the file being imported; it is never written")
+        if out.exists() and not (args.output and args.force):
+            hint = "pass --force to replace it" if args.output else "give -o SESSION"
+            raise LoomError(f"{out}: already exists; {hint}")
+    if args.output and len(results) > 1:
+        out_dir = Path(args.output)
+        if not out_dir.parent.is_dir():
+            raise LoomError(f"{out_dir.parent}: no such directory")
+        out_dir.mkdir(exist_ok=True)
+    for out in targets:
+        if not (out.parent if str(out.parent) else Path(".")).is_dir():
+            raise LoomError(f"{out.parent}: no such directory")
+    for imported, out in zip(results, targets, strict=True):
+        title = READERS[imported.fmt].TITLE
+        for note in imported.notes:
+            print(f"loomtui: note: {inline(note)}", file=sys.stderr)
+        _save(imported.tree, str(out))
+        what = f" {inline(imported.name)!r}" if imported.name else ""
+        print(f"imported {len(imported.tree)} nodes ({title}{what}) into {out}",
+              file=sys.stderr)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from loomtui.core.export import export_branch
+    from loomtui.core.exporters import TREE_FORMATS, export_tree
 
     tree = _load(args.session)
+    if args.format in TREE_FORMATS:
+        if args.node is not None:
+            raise LoomError(f"--node exports one branch; --format {args.format} writes the "
+                            "whole tree (use --format text or markdown for a branch)")
+        data = export_tree(tree, args.format)
+        if args.output:
+            if Path(args.output).exists() and Path(args.output).resolve() == \
+                    Path(args.session).resolve():
+                raise LoomError(f"{args.output}: is the session being exported")
+            try:
+                Path(args.output).write_bytes(data)
+            except OSError as exc:
+                raise LoomError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
+        else:
+            sys.stdout.buffer.write(data + b"\n")
+        return 0
+    from loomtui.core.export import export_branch
+
     text = export_branch(tree, _node_id(tree, args.node), args.format)
     if args.output:
         try:
@@ -402,6 +460,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from loomtui.bench.sessions import main as bench_sessions
 
         return bench_sessions(args.sizes)
+    if args.what == "import":
+        from loomtui.bench.imports import main as bench_imports
+
+        return bench_imports(args.sizes)
     if args.what == "predictor":
         from loomtui.bench.predictor import main as bench_predictor
 
@@ -496,16 +558,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object a line")
     p.set_defaults(func=cmd_tree)
 
-    p = sub.add_parser("import", help="import a socketteer/loom JSON tree")
+    from loomtui.core.importers import FORMATS
+
+    p = sub.add_parser("import", help="import another loom's tree (format detected from the "
+                                       "content): " + ", ".join(FORMATS))
     p.add_argument("file")
-    p.add_argument("-o", "--output", required=True, help="session file to write")
-    p.add_argument("--force", action="store_true", help="replace an existing session file")
+    p.add_argument("-o", "--output", help="session file to write (a directory when the file "
+                                          "holds several trees); default: NAME.loomtui.json "
+                                          "beside the original, never over an existing file")
+    p.add_argument("--from", dest="fmt", choices=FORMATS, help="the file's format (default: "
+                                                              "detected)")
+    p.add_argument("--tree", help="basemode-loom: the tree to import (name or id; default: all)")
+    p.add_argument("--note", help="loomsidian: the note to import (its path; default: all)")
+    p.add_argument("--force", action="store_true", help="replace an existing -o session file")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("export", help="a branch as plain text or Markdown")
+    p = sub.add_parser("export", help="a branch as plain text or Markdown, or the whole tree "
+                                       "as another loom's file")
     p.add_argument("session")
-    p.add_argument("--node", help="last node of the branch (default: the selected node)")
-    p.add_argument("--format", choices=("text", "markdown"), default="text")
+    p.add_argument("--node", help="last node of the branch (default: the selected node; "
+                                  "text and markdown only)")
+    p.add_argument("--format", choices=("text", "markdown", "pyloom", "loomsidian", "miniloom"),
+                   default="text", help="text, markdown (a branch); pyloom (socketteer/loom), "
+                                        "loomsidian (one note), miniloom (the whole tree)")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.set_defaults(func=cmd_export)
 
@@ -593,7 +668,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("bench", help="benchmarks (ratios against a baseline in one run)")
-    p.add_argument("what", choices=("sessions", "predictor", "app"))
+    p.add_argument("what", choices=("sessions", "predictor", "app", "import"))
     p.add_argument("--sizes", type=_at_least(1), nargs="*", default=[1000, 10000, 100000])
     p.add_argument("--model")
     p.add_argument("--threads", type=_bounded(int, Bound("threads", 1, 1024, integer=True)),

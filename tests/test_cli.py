@@ -20,7 +20,7 @@ from loomtui.core.node import Node
 from loomtui.core.tree import Tree
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO.parent / "shared" / "fixtures" / "pyloom" / "loom_demo.json"
+DEMO = REPO / "tests" / "data" / "formats" / "pyloom" / "loom_demo.json"
 
 needs_demo = pytest.mark.skipif(not DEMO.is_file(), reason=f"fixture {DEMO} is missing")
 
@@ -73,7 +73,7 @@ def test_import_then_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     rc, stdout, err = run(capsys, "import", DEMO, "-o", out)
     assert rc == 0
     assert stdout == ""
-    assert err == f"imported 764 nodes into {out}\n"
+    assert err == f"imported 764 nodes (socketteer/loom) into {out}\n"
     tree = session.load(out)
     assert len(tree) == 764
 
@@ -92,7 +92,7 @@ def test_import_then_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
             bookmarked.append(nid)
         if rest[1] == ">":
             selected.append(nid)
-        assert rest[2:].startswith("impo")
+        assert rest[2:].startswith(tree.node(nid).origin[:4])  # from meta.source
         assert "   ?  " in rest  # no probability for imported text
     assert rows[0].startswith(tree.root_id + " ")
     assert sorted(bookmarked) == sorted(tree.bookmarks()) and len(bookmarked) == 22
@@ -162,7 +162,7 @@ def test_show_json_defaults_to_selected_node(demo_session: Path,
     assert info["id"] == sel
     assert info["context"] == tree.context_text(sel)
     assert info["text"] == tree.node(sel).text
-    assert info["origin"] == "imported"
+    assert info["origin"] == tree.node(sel).origin
     assert info["token_ids"] is None and info["token_logprobs"] is None
     assert info["distribution"] is None
     assert info["children"] == tree.children(sel)
@@ -185,7 +185,8 @@ def test_show_node(demo_session: Path, capsys: pytest.CaptureFixture[str]) -> No
 
     rc, stdout, _ = run(capsys, "show", demo_session, "--node", deepest)
     assert rc == 0
-    assert stdout.startswith(f"node {deepest}  origin imported  depth 21  children 0\n")
+    origin = tree.node(deepest).origin
+    assert stdout.startswith(f"node {deepest}  origin {origin}  depth 21  children 0\n")
     assert f"--- context ---\n{info['context']}\n--- next token ---\n" in stdout
     assert stdout.endswith("(not computed: expand or pick with a model to compute it)\n")
 

@@ -13,7 +13,7 @@ from loomtui.core.errors import SessionError
 from loomtui.core.importers import import_pyloom, load_pyloom
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO = REPO.parent / "shared" / "fixtures" / "pyloom" / "loom_demo.json"
+DEMO = REPO / "tests" / "data" / "formats" / "pyloom" / "loom_demo.json"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +74,7 @@ def test_demo_bookmarks_tags_and_origins(demo_contexts: dict[str, tuple]) -> Non
     for n in tree.nodes():
         raw = demo_contexts[n.id][3]
         assert n.tags == [t for t in raw.get("tags") or [] if t != "bookmark"]
-        assert n.origin == "imported"
+        assert n.origin == _expected_origin(raw, n.id == tree.root_id)
         assert n.token_ids is None and n.token_offsets is None and n.token_logprobs is None
         assert n.alternatives is None and n.distribution is None
         assert n.text == raw["text"]
@@ -83,6 +83,26 @@ def test_demo_bookmarks_tags_and_origins(demo_contexts: dict[str, tuple]) -> Non
         for t in n.tags:
             tag_counts[t] = tag_counts.get(t, 0) + 1
     assert tag_counts == {"demo": 302, "archived": 106, "choice": 21, "note": 1}
+
+
+def _expected_origin(raw: dict[str, Any], is_root: bool) -> str:
+    """socketteer/loom's meta.source (an object, or its Python repr in the demo)."""
+    if is_root:
+        return "prompt"
+    meta = raw.get("meta")
+    text = meta if isinstance(meta, str) else json.dumps(meta)
+    for source, origin in (("AI", "sampled"), ("prompt", "typed"), ("mixed", "edited")):
+        if f"'source': '{source}'" in text or f'"source": "{source}"' in text:
+            return origin
+    return "imported"
+
+
+def test_demo_origins_come_from_meta_source() -> None:
+    from collections import Counter
+
+    tree = load_pyloom(DEMO)
+    assert Counter(n.origin for n in tree.nodes()) == {
+        "sampled": 374, "imported": 323, "typed": 42, "edited": 24, "prompt": 1}
 
 
 def test_demo_survives_a_session_round_trip(tmp_path: Path) -> None:
@@ -133,6 +153,9 @@ def test_parent_id_styles_follow_the_nesting() -> None:
     camel = json.loads(json.dumps(snake).replace('"parent_id"', '"parentId"'))
     t1, t2 = import_pyloom(snake), import_pyloom(camel)
     j1, j2 = session.tree_to_json(t1), session.tree_to_json(t2)
+    for j in (j1, j2):  # each keeps its own spelling of the parent field under foreign
+        for n in j["nodes"]:
+            n.pop("foreign", None)
     assert (j1["nodes"], j1["edges"]) == (j2["nodes"], j2["edges"])
     assert t2.path("g") == ["r", "c1", "g"]
     assert t2.context_text("g") == "ABC"
@@ -219,6 +242,17 @@ def test_deep_branch_imports(tmp_path: Path) -> None:
     assert tree.context_text("leaf") == "".join(f"w{i % 10}" for i in range(200)) + "!"
 
 
-def test_too_deep_for_the_json_parser_is_a_session_error(tmp_path: Path) -> None:
+def test_chain_deeper_than_the_json_parser_imports(tmp_path: Path) -> None:
+    """5,000 levels of nesting: json.loads raises RecursionError; the importer does not, and
+    the interpreter's recursion limit is left alone."""
+    import sys
+
+    limit = sys.getrecursionlimit()
     path = tmp_path / "deeper.json"
-    assert refused(path, _nested_chain(5000)).startswith(f"{path}: nested too deeply")
+    path.write_bytes(_nested_chain(5000))
+    with pytest.raises(RecursionError):
+        json.loads(path.read_bytes())
+    tree = load_pyloom(path)
+    assert sys.getrecursionlimit() == limit
+    assert len(tree) == 5001 and tree.depth("leaf") == 5000 and tree.selected == "leaf"
+    assert tree.context_text("leaf") == "".join(f"w{i % 10}" for i in range(5000)) + "!"
