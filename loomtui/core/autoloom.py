@@ -386,8 +386,6 @@ class _Run:
         r = self.result
         if self.cancel.is_set():
             r.stopped = "cancelled"
-        elif r.stopped == "done" and self.left <= 0:
-            r.stopped = "budget"
         expanded = {e.parent for e in r.expansions if e.children}
         leaves = [(r.scores[n], -i, n) for i, n in enumerate(r.made) if n not in expanded]
         if leaves:
