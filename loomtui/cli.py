@@ -23,7 +23,8 @@ from loomtui.core.text import short, terminal_safe, unescape
 from loomtui.core.tree import Tree
 
 COMMANDS = ("open", "show", "tree", "import", "export", "new", "expand", "pick", "type", "branch",
-            "edit", "split", "merge", "delete", "note", "bookmark", "select", "bench", "models")
+            "edit", "split", "merge", "delete", "note", "bookmark", "select", "search", "grow",
+            "bench", "models")
 LOCK_WAIT = 120.0
 """Seconds a command that changes a session waits for another loomtui writing it."""
 
@@ -464,6 +465,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from loomtui.bench.imports import main as bench_imports
 
         return bench_imports(args.sizes)
+    if args.what == "search":
+        from loomtui.bench.search import main as bench_search
+
+        return bench_search(args.sizes)
+    if args.what == "grow":
+        from loomtui.bench.grow import main as bench_grow
+
+        return bench_grow(args.model or "smollm2", args.threads)
     if args.what == "predictor":
         from loomtui.bench.predictor import main as bench_predictor
 
@@ -478,6 +487,132 @@ def cmd_open(args: argparse.Namespace) -> int:
 
     return run_app(args.session, model=args.model, prompt=args.prompt, threads=args.threads,
                    device=args.device, dtype=args.dtype, sessions_dir=args.sessions_dir)
+
+
+# ------------------------------------------------------------------ search and autoloom
+def _search_query(args: argparse.Namespace) -> Any:
+    import time
+
+    from loomtui.core.search import Query, parse_time
+
+    now = time.time()
+    return Query(
+        args.query, regex=args.regex, case_sensitive=args.case_sensitive, context=args.context,
+        origins=frozenset(args.origin or ()), bookmarked=True if args.bookmarked else None,
+        has_note=True if args.has_note else None, tags=tuple(args.tag or ()), model=args.model,
+        min_depth=args.min_depth, max_depth=args.max_depth,
+        since=None if args.since is None else parse_time(args.since, now),
+        until=None if args.until is None else parse_time(args.until, now),
+        min_logprob=args.min_logprob, max_logprob=args.max_logprob,
+        min_mean_logprob=args.min_mean_logprob, max_mean_logprob=args.max_mean_logprob,
+        min_entropy=args.min_entropy,
+    ).validated()
+
+
+def _snippet(context: str, start: int, end: int, width: int = 36, mark: bool = True) -> str:
+    """The match with up to ``width`` characters around it, on one line, terminal-safe."""
+    from loomtui.core.text import inline
+
+    before = context[max(0, start - width):start]
+    after = context[end:end + width]
+    lead = "…" if start - width > 0 else ""
+    tail = "…" if end + width < len(context) else ""
+    hit = inline(context[start:end])
+    if mark and hit:
+        hit = f"«{hit}»"
+    return f"{lead}{inline(before)}{hit}{inline(after)}{tail}"
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Print the matching nodes in pre-order; exit 0 with matches, 1 with none (as grep)."""
+    from loomtui.core.search import search
+
+    tree = _load(args.session)
+    query = _search_query(args)
+    if args.node is not None:
+        tree.node(args.node)
+    found = search(tree, query, start=args.node, limit=args.limit)
+    for m in found.matches:
+        node = tree.node(m.node_id)
+        context = tree.context_text(m.node_id)
+        if args.json:
+            print(json.dumps({
+                "id": m.node_id, "depth": m.depth, "parent": tree.parent(m.node_id),
+                "origin": node.origin, "start": m.start, "end": m.end,
+                "node_start": m.node_start, "match": context[m.start:m.end], "text": node.text,
+                "logprob": node.logprob(), "bookmarked": node.bookmarked, "tags": node.tags,
+            }, ensure_ascii=False))
+        else:
+            if query.text:
+                shown = _snippet(context, m.start, m.end)
+            else:
+                shown = _snippet(context, m.node_start, m.node_start + len(node.text),
+                                 mark=False)
+            print(f"{m.node_id:>6} d{m.depth:<3} {node.origin[:7]:7s} {shown}")
+    if found.truncated:
+        print(f"loomtui: note: stopped at --limit {args.limit}", file=sys.stderr)
+    return 0 if found.matches else 1
+
+
+def _plan(args: argparse.Namespace) -> Any:
+    from loomtui.core.autoloom import AutoloomError, Plan, parse_mix
+
+    if args.mix is not None and args.score is not None:
+        raise AutoloomError("give --score or --mix, not both")
+    weights = parse_mix(args.mix) if args.mix is not None else ((args.score or "logprob", 1.0),)
+    return Plan(args.strategy, args.budget, width=args.width, depth=args.depth, weights=weights,
+                question=args.question, seed=args.seed, noise=args.noise).validated()
+
+
+def cmd_grow(args: argparse.Namespace) -> int:
+    """Autoloom from a node: progress on stderr, the best leaf's id on stdout. Ctrl-C stops
+    the run and keeps (and saves) what was grown."""
+    plan = _plan(args)  # bad input: one line, before the session or the model is loaded
+    with _editing(args.session) as tree:
+        return _run_grow(args, plan, tree)
+
+
+def _run_grow(args: argparse.Namespace, plan: Any, tree: Tree) -> int:
+    import threading
+
+    from loomtui.core import autoloom
+
+    nid = _node_id(tree, args.node)
+    sampler = _sampler(args, tree).with_(n=plan.width)
+    pred = _predictor(args, tree)
+    cancel = threading.Event()
+    out: dict[str, Any] = {}
+
+    def progress(made: int, budget: int, best: float | None) -> None:
+        shown = "-" if best is None else f"{best:.3f}"
+        print(f"autoloom: {made}/{budget} nodes, best score {shown}", file=sys.stderr,
+              flush=True)
+
+    def work() -> None:
+        try:
+            out["result"] = autoloom.run(tree, pred, nid, plan, sampler, cancel=cancel,
+                                         on_progress=progress)
+        except BaseException as exc:  # re-raised on the main thread
+            out["error"] = exc
+
+    worker = threading.Thread(target=work, name="autoloom", daemon=True)
+    worker.start()
+    interrupted = False
+    while worker.is_alive():
+        try:
+            worker.join(0.2)
+        except KeyboardInterrupt:
+            interrupted = True
+            cancel.set()
+            print("autoloom: stopping (what was grown is kept)", file=sys.stderr, flush=True)
+    if "error" in out:
+        raise out["error"]
+    result: autoloom.Result = out["result"]
+    print(f"autoloom: run {result.run} (tag autoloom:{result.run}, seed {result.seed}) made "
+          f"{len(result.made)} nodes, {result.stopped}", file=sys.stderr)
+    if result.best is not None:
+        print(result.best)
+    return 130 if interrupted else 0
 
 
 # ------------------------------------------------------------------ parser
@@ -529,6 +664,69 @@ class _Parser(argparse.ArgumentParser):
         command = self.prog.removeprefix("loomtui").strip()
         raise UsageError(f"{command + ': ' if command else ''}{message} "
                          f"(see {self.prog} --help)")
+
+
+def _search_parser(sub: Any) -> None:
+    p = sub.add_parser("search", help="find nodes by text and filters; exit 1 if none match",
+                       description="Find nodes whose own text (or, with --context, whole "
+                       "context) matches QUERY and that pass every filter; prints them in "
+                       "pre-order. Exit status 0 with matches, 1 with none, 2 on error.")
+    p.add_argument("session")
+    p.add_argument("query", help="text to find (case-insensitive; '' for filters alone)")
+    p.add_argument("--regex", action="store_true", help="QUERY is a Python regular expression")
+    p.add_argument("--case-sensitive", action="store_true")
+    p.add_argument("--context", action="store_true",
+                   help="match across segment boundaries in the whole context")
+    p.add_argument("--node", help="search only this subtree")
+    p.add_argument("--origin", action="append",
+                   help="prompt, sampled, picked, typed, edited or imported (repeatable: any)")
+    p.add_argument("--bookmarked", action="store_true")
+    p.add_argument("--has-note", action="store_true")
+    p.add_argument("--tag", action="append",
+                   help="a tag, or a pattern such as 'autoloom:*' (repeatable: all)")
+    p.add_argument("--model", help="part of the model's name (case-insensitive)")
+    p.add_argument("--min-depth", type=int)
+    p.add_argument("--max-depth", type=int)
+    p.add_argument("--since", help="created at or after: 2026-11-23, 2026-11-23T14:00, or 7d, "
+                                   "12h, 30m ago")
+    p.add_argument("--until", help="created before (same forms as --since)")
+    p.add_argument("--min-logprob", type=float, help="node log-probability at least this")
+    p.add_argument("--max-logprob", type=float, help="node log-probability at most this")
+    p.add_argument("--min-mean-logprob", type=float, help="per-token mean at least this")
+    p.add_argument("--max-mean-logprob", type=float, help="per-token mean at most this")
+    p.add_argument("--min-entropy", type=float,
+                   help="entropy (nats) of the stored next-token distribution at least this")
+    p.add_argument("--limit", type=int, help="stop after this many matches")
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.set_defaults(func=cmd_search)
+
+
+def _grow_parser(sub: Any) -> None:
+    p = sub.add_parser("grow", help="autoloom: a model-guided search that grows the tree; "
+                                    "prints the best leaf's id",
+                       description="Grow up to BUDGET nodes from a node, choosing what to "
+                       "expand by score; one undo step, every node tagged autoloom:RUN.")
+    p.add_argument("session")
+    p.add_argument("--node", help="where to start (default: the selected node)")
+    p.add_argument("--budget", type=int, required=True, help="nodes to create, 1..1000")
+    p.add_argument("--strategy", required=True, help="best-first, beam or sample")
+    p.add_argument("--width", type=int, default=4, help="children per expansion (default 4)")
+    p.add_argument("--depth", type=int,
+                   help="levels below the start (beam and sample: default 3; best-first: none)")
+    p.add_argument("--score", help="logprob (default), mean-logprob or judge")
+    p.add_argument("--question", help="the judge's question, with {text} where the passage "
+                                      "goes; the score is log P(' yes') - log P(' no')")
+    p.add_argument("--mix", help="weighted scores, e.g. logprob=0.2,judge=1")
+    p.add_argument("--noise", type=float, default=0.0, help="Gumbel noise scale (seeded)")
+    p.add_argument("--seed", type=int, help="base seed (the run replays exactly from it)")
+    p.add_argument("--max-tokens", type=int, help="tokens per node (the sampler's)")
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--min-p", type=float)
+    p.add_argument("--stop", action="append", help="stop string (repeatable; \\n escapes)")
+    _model_opts(p)
+    p.set_defaults(func=cmd_grow)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -664,11 +862,14 @@ def build_parser() -> argparse.ArgumentParser:
     _edit_parser(sub, "select", "make a node the selected one (the app opens there)",
                  cmd_select, node_help="node id")
 
+    _search_parser(sub)
+    _grow_parser(sub)
+
     p = sub.add_parser("models", help="the models loomtui can find, and which is the default")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("bench", help="benchmarks (ratios against a baseline in one run)")
-    p.add_argument("what", choices=("sessions", "predictor", "app", "import"))
+    p.add_argument("what", choices=("sessions", "predictor", "app", "import", "search", "grow"))
     p.add_argument("--sizes", type=_at_least(1), nargs="*", default=[1000, 10000, 100000])
     p.add_argument("--model")
     p.add_argument("--threads", type=_bounded(int, Bound("threads", 1, 1024, integer=True)),

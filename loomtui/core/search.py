@@ -1,0 +1,325 @@
+"""Finding nodes: text in a node's own segment or across segments in its context, and filters.
+
+:func:`search` walks the tree once, iteratively, in pre-order (children by creation), and
+returns a :class:`Match` per node that passes every filter of the :class:`Query` and contains
+its text. With ``context=True`` a match may start in an ancestor's segment; it is reported once,
+at the node whose segment it ends in. The walk keeps, per node, only the tail of its context
+that a match ending in its children could start in (``len(text) - 1`` characters for a plain
+query, :data:`REGEX_LOOKBACK` for a regex), so a deep chain costs no more than a bushy tree.
+
+A node whose value is unknown (not scored, a partial distribution) never matches a numeric
+filter. Runs on any thread: the walk holds ``Tree.lock``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import weakref
+from dataclasses import dataclass, field
+
+from loomtui.core.errors import LoomError
+from loomtui.core.node import ORIGINS, Node
+from loomtui.core.tree import Tree
+
+REGEX_LOOKBACK = 4096
+"""With ``context=True`` a regex match may start at most this many characters before the
+segment it ends in (a plain query's matches are all found: their length is known)."""
+
+
+class SearchError(LoomError):
+    """A query that cannot run (a bad regex, an unknown origin, an empty range)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What to look for. ``text`` empty matches every node that passes the filters."""
+
+    text: str = ""
+    regex: bool = False
+    case_sensitive: bool = False
+    context: bool = False
+    """Match across segment boundaries in the node's whole context."""
+    origins: frozenset[str] = frozenset()
+    """Any of these origins (empty: any)."""
+    bookmarked: bool | None = None
+    has_note: bool | None = None
+    tags: tuple[str, ...] = ()
+    """Every one of these must match one of the node's tags (shell patterns: ``autoloom:*``)."""
+    model: str | None = None
+    """Case-insensitive substring of the node's model (``smollm2`` finds SmolLM2-135M-...)."""
+    min_depth: int | None = None
+    max_depth: int | None = None
+    since: float | None = None
+    """Created at or after this time (seconds since the epoch)."""
+    until: float | None = None
+    """Created before this time."""
+    min_logprob: float | None = None
+    max_logprob: float | None = None
+    """The node's total log-probability (sum over its tokens) at least / at most this."""
+    min_mean_logprob: float | None = None
+    max_mean_logprob: float | None = None
+    """Its mean log-probability per token at least / at most this."""
+    min_entropy: float | None = None
+    """The entropy (nats) of its stored next-token distribution at least this."""
+
+    def validated(self) -> Query:
+        """Self, or :class:`SearchError` naming the first bad value."""
+        bad = sorted(self.origins - set(ORIGINS))
+        if bad:
+            raise SearchError(f"unknown origin {bad[0]!r}; expected one of {', '.join(ORIGINS)}")
+        for lo, hi, what in ((self.min_depth, self.max_depth, "depth"),
+                             (self.since, self.until, "creation time"),
+                             (self.min_logprob, self.max_logprob, "log-probability"),
+                             (self.min_mean_logprob, self.max_mean_logprob,
+                              "mean log-probability")):
+            if lo is not None and hi is not None and lo > hi:
+                raise SearchError(f"the {what} range is empty: {lo} > {hi}")
+        for d, what in ((self.min_depth, "min depth"), (self.max_depth, "max depth")):
+            if d is not None and d < 0:
+                raise SearchError(f"{what} must be 0 or more, got {d}")
+        compile_query(self)
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A node that matches, and where: ``start``/``end`` are offsets in the node's context
+    text (the path's segments joined), ``node_start`` is where its own segment begins there.
+    Without query text the span is empty, at ``node_start``."""
+
+    node_id: str
+    depth: int
+    start: int
+    end: int
+    node_start: int
+
+    @property
+    def segment_span(self) -> tuple[int, int]:
+        """The span in the node's own text (start < 0 for a match begun in an ancestor)."""
+        return self.start - self.node_start, self.end - self.node_start
+
+
+@dataclass(slots=True)
+class SearchResult:
+    matches: list[Match] = field(default_factory=list)
+    searched: int = 0
+    """Nodes visited."""
+    truncated: bool = False
+    """The ``limit`` was reached before the walk ended."""
+
+
+def compile_query(query: Query) -> re.Pattern[str] | None:
+    """The query's text as a pattern (None when there is no text)."""
+    if not query.text:
+        return None
+    flags = 0 if query.case_sensitive else re.IGNORECASE
+    try:
+        return re.compile(query.text if query.regex else re.escape(query.text), flags)
+    except re.error as exc:
+        raise SearchError(f"bad regular expression {query.text!r:.60}: {exc}") from None
+
+
+def _mean(node: Node) -> float | None:
+    lp = node.logprob()
+    n = node.n_tokens
+    return None if lp is None or not n else lp / n
+
+
+def _filter(query: Query) -> list:
+    """Predicates on a node, cheapest first (the depth range is checked by the walk)."""
+    tests = []
+    q = query
+    if q.origins:
+        origins = q.origins
+        tests.append(lambda n: n.origin in origins)
+    if q.bookmarked is not None:
+        want = q.bookmarked
+        tests.append(lambda n: n.bookmarked == want)
+    if q.has_note is not None:
+        want_note = q.has_note
+        tests.append(lambda n: bool(n.note) == want_note)
+    if q.since is not None:
+        since = q.since
+        tests.append(lambda n: n.created >= since)
+    if q.until is not None:
+        until = q.until
+        tests.append(lambda n: n.created < until)
+    if q.model is not None:
+        model = q.model.casefold()
+        tests.append(lambda n: n.model is not None and model in n.model.casefold())
+    for pattern in q.tags:
+        tests.append(lambda n, p=pattern: any(fnmatch.fnmatchcase(t, p) for t in n.tags))
+
+    def between(value: float | None, lo: float | None, hi: float | None) -> bool:
+        return value is not None and (lo is None or value >= lo) and (hi is None or value <= hi)
+
+    if q.min_logprob is not None or q.max_logprob is not None:
+        lo, hi = q.min_logprob, q.max_logprob
+        tests.append(lambda n: between(n.logprob(), lo, hi))
+    if q.min_mean_logprob is not None or q.max_mean_logprob is not None:
+        mlo, mhi = q.min_mean_logprob, q.max_mean_logprob
+        tests.append(lambda n: between(_mean(n), mlo, mhi))
+    if q.min_entropy is not None:
+        elo = q.min_entropy
+
+        def entropy_ok(n: Node) -> bool:
+            d = n.distribution
+            return (d is not None and not d.partial and d.entropy is not None
+                    and d.entropy >= elo)
+        tests.append(entropy_ok)
+    return tests
+
+
+def search(tree: Tree, query: Query, *, start: str | None = None,
+           limit: int | None = None) -> SearchResult:
+    """Every node under ``start`` (default: the root) that matches ``query``, in pre-order."""
+    query.validated()
+    pattern = compile_query(query)
+    tests = _filter(query)
+    with tree.lock:
+        order = _order(tree, tree.root_id if start is None else tree.node(start).id)
+        return _match(tree, order, query, pattern, tests, limit)
+
+
+@dataclass(slots=True)
+class _Order:
+    """A subtree in pre-order (children by creation): its nodes, their depths, and where each
+    one's segment starts in its context. Kept per tree until the tree's revision changes, so
+    a search typed letter by letter walks the tree once."""
+
+    revision: int
+    top: str
+    nodes: list[Node]
+    depths: list[int]
+    starts: list[int]
+
+
+_ORDERS: weakref.WeakKeyDictionary[Tree, _Order] = weakref.WeakKeyDictionary()
+
+
+def _order(tree: Tree, top: str) -> _Order:
+    cached = _ORDERS.get(tree)
+    if cached is not None and cached.revision == tree.revision and cached.top == top:
+        return cached
+    by_id = {n.id: n for n in tree.nodes()}
+    created = {nid: n.created for nid, n in by_id.items()}.__getitem__
+    kids = dict(tree.graph.adjacency())  # each node's children, as networkx keeps them
+    path = tree.path(top)
+    order = _Order(tree.revision, top, [], [], [])
+    add_node, add_depth, add_start = order.nodes.append, order.depths.append, order.starts.append
+    stack = [(top, len(path) - 1, sum(len(by_id[n].text) for n in path[:-1]))]
+    pop, push = stack.pop, stack.append
+    while stack:
+        nid, depth, pos = pop()
+        node = by_id[nid]
+        add_node(node)
+        add_depth(depth)
+        add_start(pos)
+        children = kids[nid]
+        if children:
+            end = pos + len(node.text)
+            depth += 1
+            if len(children) == 1:
+                for c in children:
+                    push((c, depth, end))
+            else:
+                for c in sorted(children, key=created, reverse=True):
+                    push((c, depth, end))
+    _ORDERS[tree] = order
+    return order
+
+
+def _lookback(query: Query, pattern: re.Pattern[str]) -> int:
+    """How far before a segment a match ending in it may start."""
+    if not query.regex:
+        return max(len(query.text) - 1, 0)
+    try:  # a bounded pattern's longest match (re's own parser; fall back if it changes)
+        from re import _parser  # type: ignore[attr-defined]
+
+        longest = _parser.parse(pattern.pattern, pattern.flags).getwidth()[1]
+    except Exception:  # pragma: no cover - another Python's re
+        longest = REGEX_LOOKBACK
+    return max(0, min(longest - 1, REGEX_LOOKBACK))
+
+
+def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | None,
+           tests: list, limit: int | None) -> SearchResult:
+    out = SearchResult()
+    matches = out.matches
+    add = matches.append
+    min_d = query.min_depth if query.min_depth is not None else 0
+    max_d = query.max_depth
+    depths, starts = order.depths, order.starts
+    find = pattern.search if pattern is not None else None
+    lookback = _lookback(query, pattern) if pattern is not None and query.context else 0
+    if lookback:
+        path = tree.path(order.top)
+        keep = lookback + 1  # one more character: a regex's ^ or \b never sees a cut as a start
+        top_tail = "".join(n.text for n in map(tree.node, path[:-1]))[-keep:]
+        base = depths[0] if depths else 0
+        tails = [top_tail]  # tails[r]: the last characters of the context above depth base+r
+    for i, node in enumerate(order.nodes):
+        depth = depths[i]
+        if lookback:
+            r = depth - base
+            del tails[r + 1:]
+            tail = tails[r]
+            tails.append((tail + node.text)[-keep:])
+        if depth < min_d or (max_d is not None and depth > max_d):
+            continue
+        if tests and not all(t(node) for t in tests):
+            continue
+        pos = starts[i]
+        if find is None:
+            add(Match(node.id, depth, pos, pos, pos))
+        elif not lookback:
+            m = find(node.text)
+            if m is None:
+                continue
+            add(Match(node.id, depth, pos + m.start(), pos + m.end(), pos))
+        else:
+            span = _ending_in(pattern, tail + node.text, len(tail),  # type: ignore[arg-type]
+                              int(len(tail) == keep))
+            if span is None:
+                continue
+            shift = pos - len(tail)
+            add(Match(node.id, depth, shift + span[0], shift + span[1], pos))
+        if limit is not None and len(matches) >= limit:
+            out.truncated = i + 1 < len(order.nodes)
+            break
+    out.searched = i + 1 if order.nodes else 0
+    return out
+
+
+def _ending_in(pattern: re.Pattern[str], window: str, boundary: int,
+               pos: int) -> tuple[int, int] | None:
+    """The first match in ``window`` from ``pos`` that ends after ``boundary`` (in the node's
+    own text); a match that ends before it belongs to an ancestor, so the search goes on from
+    just after its start (a later, overlapping match may still cross the boundary)."""
+    while True:
+        m = pattern.search(window, pos)
+        if m is None or m.start() >= len(window):
+            return None
+        if m.end() > boundary:
+            return m.start(), m.end()
+        pos = m.start() + 1
+
+
+_AGO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_time(text: str, now: float) -> float:
+    """A time for ``since``/``until``: an ISO date or date-time (local time unless it says
+    otherwise), or a duration before ``now`` such as ``30m``, ``12h``, ``7d``, ``2w``."""
+    from datetime import datetime
+
+    m = _AGO.match(text)
+    if m:
+        return now - float(m.group(1)) * _UNIT[m.group(2)]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise SearchError(f"not a time: {text!r:.40} (give 2026-11-23, 2026-11-23T14:00, "
+                          "or a duration ago such as 30m, 12h, 7d, 2w)") from None
