@@ -203,11 +203,13 @@ class EnginePredictor:
         return ids if len(ids) == n_tokens else None
 
     # ------------------------------------------------------------ distributions
-    def _dist(self, pairs: list[tuple[str, float]], k: int) -> Distribution:
-        pairs = pairs[:k]
-        top = Choices([None] * len(pairs), [t for t, _ in pairs],
-                      [round(min(lp, 0.0), DIGITS) for _, lp in pairs])
-        return Distribution.from_choices(top, self.model_id)
+    def _choices(self, top: list[tuple[str, float, int | None]], k: int) -> Choices:
+        top = top[:k]
+        return Choices([i for _, _, i in top], [t for t, _, _ in top],
+                       [round(min(lp, 0.0), DIGITS) for _, lp, _ in top])
+
+    def _dist(self, top: list[tuple[str, float, int | None]], k: int) -> Distribution:
+        return Distribution.from_choices(self._choices(top, k), self.model_id)
 
     def distribution(self, tree: Tree, node_id: str, top_k: int = 20) -> Distribution:
         text = self._context(tree, node_id)
@@ -270,9 +272,8 @@ class EnginePredictor:
             info = toks[j] if 0 <= j < len(toks) else None
             lp = info.logprob if info is not None else None
             lps.append(None if lp is None else round(min(lp, 0.0), DIGITS))
-            top = (info.top if info is not None else [])[: self.n_alternatives]
-            alts.append(Choices([None] * len(top), [t for t, _ in top],
-                                [round(min(x, 0.0), DIGITS) for _, x in top]))
+            alts.append(self._choices(info.top if info is not None else [],
+                                      self.n_alternatives))
         after = toks[n_prompt - shift] if 0 <= n_prompt - shift < len(toks) else None
         dist = self._dist(after.top, self.n_alternatives) if after is not None and (
             after.top) else None
@@ -370,6 +371,7 @@ class EnginePredictor:
                     on_token: OnToken | None, callback_lock: threading.Lock,
                     opened: Any) -> None:
         reason: Any = None
+        ids: list[int | None] = []
         with self.client.stream("/completions", body, opened) as events:
             with self.stats.lock:
                 self.stats.requests += 1
@@ -389,11 +391,9 @@ class EnginePredictor:
                     row.text += t.text
                     row.token_logprobs.append(None if t.logprob is None  # type: ignore[arg-type]
                                               else round(min(t.logprob, 0.0), DIGITS))
-                    top = t.top[: self.n_alternatives]
                     assert row.alternatives is not None
-                    row.alternatives.append(Choices(
-                        [None] * len(top), [s for s, _ in top],
-                        [round(min(x, 0.0), DIGITS) for _, x in top]))
+                    row.alternatives.append(self._choices(t.top, self.n_alternatives))
+                    ids.append(t.id)
                     if t.raw is not None:
                         if row.token_bytes is None:
                             row.token_bytes = []
@@ -409,6 +409,8 @@ class EnginePredictor:
                              "arrives: start it with --interrupt_requests False)")
         row.finish = wire.finish_of(reason, sampler.stop, len(row.token_offsets),
                                     sampler.max_tokens)
+        if ids and all(i is not None for i in ids):  # the engine said which (llama-server)
+            row.token_ids = ids  # type: ignore[assignment]
 
     def _finish_row(self, row: Segment) -> None:
         """Token ids for a finished row, where the engine's tokenizer gives them exactly as
@@ -417,8 +419,9 @@ class EnginePredictor:
                 len(row.token_bytes) != len(row.token_offsets)
                 or b"".join(row.token_bytes) == row.text.encode("utf-8", "surrogatepass")):
             row.token_bytes = None
-        ids = self._ids_for(row.text, len(row.token_offsets)) if row.text else None
-        row.token_ids = ids  # type: ignore[assignment]
+        if not row.token_ids or len(row.token_ids) != len(row.token_offsets):
+            ids = self._ids_for(row.text, len(row.token_offsets)) if row.text else None
+            row.token_ids = ids  # type: ignore[assignment]
 
 
 def connect(spec: EngineSpec, transport: httpx.BaseTransport | None = None) -> EnginePredictor:

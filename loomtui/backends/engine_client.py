@@ -23,7 +23,9 @@ from loomtui.core.errors import ModelError
 from loomtui.core.text import one_line
 
 RETRIES = 3
-"""Extra attempts after a 429, a 5xx or a failed connection (before any data arrived)."""
+"""Extra attempts after a 429 or a 5xx."""
+CONNECT_RETRIES = 1
+"""Extra attempts after a refused or dropped connection (before any data arrived)."""
 BACKOFF = 0.5
 """Seconds before the first retry; doubled each time (with jitter), or the server's
 Retry-After when it is shorter than 10 s."""
@@ -148,7 +150,7 @@ class EngineClient:
                 req = self.http.build_request(method, url, json=body)
                 resp = self.http.send(req, stream=stream)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
-                if attempt < RETRIES:
+                if attempt < CONNECT_RETRIES:
                     self._wait(attempt, None)
                     continue
                 raise self._unreachable(exc) from None

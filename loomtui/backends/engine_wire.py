@@ -40,13 +40,15 @@ ECHO = {"vllm", "sglang", "llama-cpp-python", "openai"}
 
 @dataclass(slots=True)
 class TokenInfo:
-    """One token of an answer: its text, log-probability, top alternatives, raw bytes."""
+    """One token of an answer: its text, log-probability, top alternatives (text,
+    log-probability, id where the engine gives it), raw bytes and id (llama-server)."""
 
     text: str
     logprob: float | None
-    top: list[tuple[str, float]] = field(default_factory=list)
+    top: list[tuple[str, float, int | None]] = field(default_factory=list)
     raw: bytes | None = None
     offset: int | None = None
+    id: int | None = None
 
 
 def kind_of(models: dict[str, Any]) -> str:
@@ -68,10 +70,11 @@ def kind_of(models: dict[str, Any]) -> str:
 
 def context_window(models: dict[str, Any], served: str) -> int | None:
     """The served model's window where ``/v1/models`` tells it (vLLM and SGLang:
-    ``max_model_len``; llama-server: ``meta.n_ctx_train``)."""
+    ``max_model_len``; llama-server: ``meta.n_ctx``, the window it runs with)."""
     for m in models.get("data") or []:
         if isinstance(m, dict) and m.get("id") == served:
-            n = m.get("max_model_len") or (m.get("meta") or {}).get("n_ctx_train")
+            meta = m.get("meta") or {}
+            n = m.get("max_model_len") or meta.get("n_ctx") or meta.get("n_ctx_train")
             return int(n) if isinstance(n, int) and n > 0 else None
     return None
 
@@ -132,16 +135,20 @@ def logprobs_cap(detail: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _top(raw: Any) -> list[tuple[str, float]]:
+def _top(raw: Any) -> list[tuple[str, float, int | None]]:
     """Alternatives best first, from a dict keyed by text or the chat shape's list."""
-    pairs: list[tuple[str, float]] = []
+    out: list[tuple[str, float, int | None]] = []
     if isinstance(raw, dict):
-        pairs = [(str(k), float(v)) for k, v in raw.items() if _finite(v)]
+        out = [(str(k), float(v), None) for k, v in raw.items() if _finite(v)]
     elif isinstance(raw, list):
-        pairs = [(str(e.get("token", "")), float(e["logprob"])) for e in raw
-                 if isinstance(e, dict) and _finite(e.get("logprob"))]
-    pairs.sort(key=lambda p: -p[1])
-    return pairs
+        out = [(str(e.get("token", "")), float(e["logprob"]), _id(e.get("id"))) for e in raw
+               if isinstance(e, dict) and _finite(e.get("logprob"))]
+    out.sort(key=lambda p: -p[1])
+    return out
+
+
+def _id(x: Any) -> int | None:
+    return x if isinstance(x, int) and not isinstance(x, bool) and x >= 0 else None
 
 
 def _finite(x: Any) -> bool:
@@ -161,7 +168,7 @@ def parse_logprobs(lp: Any) -> list[TokenInfo] | None:
             out.append(TokenInfo(
                 str(e.get("token", "")), float(e["logprob"]) if _finite(e.get("logprob"))
                 else None, _top(e.get("top_logprobs")),
-                bytes(raw) if isinstance(raw, list) else None))
+                bytes(raw) if isinstance(raw, list) else None, id=_id(e.get("id"))))
         return out
     tokens = lp.get("tokens")
     if not isinstance(tokens, list):
