@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,11 +310,16 @@ class EnginePredictor:
         sampler = sampler.validated()
         context = self._context(tree, node_id)
         cancel = cancel or threading.Event()
-        failed = threading.Event()
+        failed: list[BaseException] = []  # the first failure; the others follow from it
         rows = [Segment("", [], [], [], Alternatives(), seed=seed + i) for i in range(n)]
         open_streams: dict[int, httpx.Response] = {}
         streams_lock = threading.Lock()
         callback_lock = threading.Lock()
+
+        def close_all() -> None:
+            with streams_lock:
+                for resp in list(open_streams.values()):
+                    resp.close()
 
         def opened(i: int, resp: httpx.Response | None) -> None:
             with streams_lock:
@@ -322,11 +327,11 @@ class EnginePredictor:
                     open_streams.pop(i, None)
                 else:
                     open_streams[i] = resp
-                    if cancel.is_set() or failed.is_set():
+                    if cancel.is_set() or failed:
                         resp.close()
 
         def one(i: int) -> None:
-            if cancel.is_set() or failed.is_set():
+            if cancel.is_set() or failed:
                 rows[i].finish = "cancelled"
                 return
             body = wire.completion_body(self.kind, self.served, context, sampler, seed + i,
@@ -334,35 +339,31 @@ class EnginePredictor:
             try:
                 self._stream_row(body, rows[i], i, sampler, on_token, callback_lock,
                                  lambda r: opened(i, r))
-            except Cancelled:
+            except Exception as exc:
+                with streams_lock:
+                    first = not failed and not (cancel.is_set() or isinstance(exc, Cancelled))
+                    if first:
+                        failed.append(exc)
                 rows[i].finish = "cancelled"
-            except Exception:
-                if cancel.is_set() and not failed.is_set():
-                    rows[i].finish = "cancelled"
-                    return
-                raise
+                if first:
+                    close_all()
 
         pool = ThreadPoolExecutor(max_workers=max(1, min(n, self.concurrency)),
                                   thread_name_prefix="loomtui-engine")
-        futures: list[Future[None]] = [pool.submit(one, i) for i in range(n)]
         try:
-            pending = set(futures)
+            pending = {pool.submit(one, i) for i in range(n)}
             while pending:
-                done, pending = wait(pending, timeout=0.05, return_when=FIRST_EXCEPTION)
-                if any(f.exception() is not None for f in done) or cancel.is_set():
-                    if any(f.exception() is not None for f in done):
-                        failed.set()
-                    with streams_lock:
-                        for resp in list(open_streams.values()):
-                            resp.close()
-            errors = [f.exception() for f in futures if f.exception() is not None]
+                _, pending = wait(pending, timeout=0.05)
+                if cancel.is_set():
+                    close_all()
         finally:
             pool.shutdown(wait=True)
-        if errors:
-            err = next((e for e in errors if isinstance(e, ModelError)), errors[0])
+        if failed:
+            err = failed[0]
             if isinstance(err, ModelError):
                 raise err
-            raise ModelError(f"{self.spec.named()}: {type(err).__name__}: {err}") from err
+            raise ModelError(f"{self.spec.named()}: {type(err).__name__}: "
+                             f"{self.client.clean(str(err))}") from err
         for row in rows:
             self._finish_row(row)
         return rows

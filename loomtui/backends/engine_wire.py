@@ -30,7 +30,7 @@ DEFAULT_MAX_LOGPROBS = {"openai": 5}
 TOKENIZE = {
     "llama-cpp-python": ("/extras/tokenize", "/extras/detokenize"),
     "vllm": ("/tokenize", "/detokenize"),
-    "sglang": ("/tokenize", "/detokenize"),
+    "sglang": ("/v1/tokenize", "/v1/detokenize"),
     "llama-server": ("/tokenize", "/detokenize"),
 }
 """Tokenizer endpoints (at the server's root, not under ``/v1``) per engine kind."""
