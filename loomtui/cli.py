@@ -186,14 +186,10 @@ def _engine_spec(args: argparse.Namespace, tree: Tree | None) -> Any:
     """The engine to use: ``--engine`` (``--model`` names its served model), or a configured
     profile matching the session's engine model id; None for a local model. A session alone
     never makes loomtui contact a URL."""
-    from loomtui.backends import engine_config
+    from loomtui.backends.engine_config import choose
 
-    engine = getattr(args, "engine", None)
-    if engine:
-        return engine_config.resolve(engine, getattr(args, "model", None))
-    if tree is not None and getattr(args, "model", None) is None:
-        return engine_config.profile_for(tree.model)
-    return None
+    return choose(getattr(args, "engine", None), getattr(args, "model", None),
+                  tree.model if tree is not None else None)
 
 
 def _notes(pred: Any) -> None:

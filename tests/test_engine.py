@@ -172,7 +172,7 @@ def test_greedy_sampling_follows_the_distribution(pred) -> None:
     d = pred.distribution(tree, "0", 5)
     kid = grow.expand(tree, pred, "0", Sampler(temperature=0.0, max_tokens=3, n=1), seed=0)[0]
     assert kid.pieces()[0] == d.top.texts[0]
-    assert kid.token_logprobs[0] == pytest.approx(d.top.logprobs[0], abs=1e-3)
+    assert kid.token_logprobs[0] == pytest.approx(d.top.logprobs[0], abs=0.02)
 
 
 def test_streaming_shows_tokens_before_the_end(pred) -> None:
@@ -228,7 +228,7 @@ def test_picked_token_by_rank_then_typed_grow_the_tree(pred) -> None:
     picked = grow.pick(tree, pred, "0", rank=1)
     d = tree.root.distribution
     assert picked.text == d.top.texts[0] and picked.origin == "picked"
-    assert picked.token_logprobs[0] == pytest.approx(d.top.logprobs[0], abs=1e-3)
+    assert picked.token_logprobs[0] == pytest.approx(d.top.logprobs[0], abs=0.02)
     typed = grow.type_text(tree, pred, picked.id, " is beautiful")
     assert tree.context_text(typed.id) == PROMPT + picked.text + " is beautiful"
     assert typed.model == pred.model_id and all(lp <= 0 for lp in typed.token_logprobs)

@@ -177,3 +177,14 @@ def profile_for(model: str | None) -> EngineSpec | None:
         if spec.url == url and spec.model == served:
             return spec
     return None
+
+
+def choose(engine: str | None, model: str | None, session_model: str | None) -> EngineSpec | None:
+    """The engine a command or the app uses: ``--engine`` (``model`` = ``--model`` names the
+    served model), else a configured profile matching the session's engine model id (unless
+    ``--model`` chose a local model); None for a local model."""
+    if engine:
+        return resolve(engine, model)
+    if model is None:
+        return profile_for(session_model)
+    return None
