@@ -24,7 +24,7 @@ from loomtui.core.tree import Tree
 
 COMMANDS = ("open", "show", "tree", "import", "export", "new", "expand", "pick", "type", "branch",
             "edit", "split", "merge", "delete", "note", "bookmark", "select", "search", "grow",
-            "bench", "models")
+            "bench", "models", "compare")
 LOCK_WAIT = 120.0
 """Seconds a command that changes a session waits for another loomtui writing it."""
 
@@ -275,16 +275,37 @@ def session_model(name: str) -> str | None:
     return name
 
 
+def _engine_spec(args: argparse.Namespace, tree: Tree | None) -> Any:
+    """The engine to use: ``--engine`` (``--model`` names its served model), or a configured
+    profile matching the session's engine model id; None for a local model. A session alone
+    never makes loomtui contact a URL."""
+    from loomtui.backends.engine_config import choose
+
+    return choose(getattr(args, "engine", None), getattr(args, "model", None),
+                  tree.model if tree is not None else None)
+
+
+def _notes(pred: Any) -> None:
+    for note in getattr(pred, "notes", ()):
+        print(f"loomtui: note: {terminal_safe(note)}", file=sys.stderr)
+
+
 def _predictor(args: argparse.Namespace, tree: Tree | None = None) -> Any:
     from loomtui.backends import load_predictor
 
+    spec = _engine_spec(args, tree)
+    if spec is not None:
+        from loomtui.backends.engine import connect
+
+        return connect(spec)
     model = getattr(args, "model", None)
     if model is None and tree is not None and tree.model:
         model = session_model(tree.model)
     pred = load_predictor(model, threads=args.threads, device=args.device, dtype=args.dtype)
     if tree is not None and tree.model and tree.model != pred.model_id:
-        print(f"loomtui: note: session was scored by {tree.model}; using {pred.model_id} "
-              "(stored distributions keep the model that made them)", file=sys.stderr)
+        print(f"loomtui: note: session was scored by {terminal_safe(tree.model)}; using "
+              f"{pred.model_id} (stored distributions keep the model that made them)",
+              file=sys.stderr)
     return pred
 
 
@@ -314,6 +335,7 @@ def cmd_new(args: argparse.Namespace) -> int:
         raise LoomError("--prompt: the prompt is empty")
     pred = _predictor(args)
     tree = new_tree(pred, args.prompt)
+    _notes(pred)
     _save(tree, str(out))
     print(tree.root_id)
     return 0
@@ -329,6 +351,7 @@ def _grow(args: argparse.Namespace, compute: Callable[[Tree, Any, str], Any]) ->
         pred = _predictor(args, tree)
         for node in grow.grow(tree, pred, compute(tree, pred, nid)):
             print(node.id)
+        _notes(pred)
     return 0
 
 
@@ -456,7 +479,41 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Two predictors' next-token distributions after a node, side by side (printed only;
+    the session is not changed)."""
+    from loomtui.core.compare import compare, format_comparison
+
+    tree = _load(args.session)
+    nid = _node_id(tree, args.node)
+    active = _predictor(args, tree)
+    other_args = argparse.Namespace(**{**vars(args), "engine": None, "model": None})
+    if "://" in args.with_:
+        other_args.engine = args.with_
+    else:
+        from loomtui.backends.engine_config import profiles
+
+        if args.with_ in profiles():
+            other_args.engine = args.with_
+        else:
+            other_args.model = args.with_
+    other = _predictor(other_args)
+    a = active.distribution(tree, nid, args.top)
+    b = other.distribution(tree, nid, args.top)
+    for line in format_comparison(compare(a, b), args.top * 2):
+        print(line)
+    _notes(active)
+    _notes(other)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what == "engine":
+        from loomtui.bench.engine import main as bench_engine
+
+        if not args.engine:
+            raise LoomError("bench engine needs --engine URL_OR_PROFILE")
+        return bench_engine(args.engine, args.model)
     if args.what == "sessions":
         from loomtui.bench.sessions import main as bench_sessions
 
@@ -637,7 +694,10 @@ def _at_least(low: int) -> Callable[[str], int]:
 
 
 def _model_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="model directory, cached hub id, GGUF file, or 'bard'")
+    p.add_argument("--model", help="model directory, cached hub id, GGUF file, or 'bard'; "
+                   "with --engine, the served model's name")
+    p.add_argument("--engine", metavar="URL_OR_PROFILE",
+                   help="an OpenAI-compatible engine: its /v1 URL or a profile of the config")
     p.add_argument("--threads", type=_bounded(int, Bound("threads", 1, 1024, integer=True)),
                    default=None, help="torch CPU threads (1..1024)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
@@ -869,12 +929,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("bench", help="benchmarks (ratios against a baseline in one run)")
-    p.add_argument("what", choices=("sessions", "predictor", "app", "import", "search", "grow"))
+    p.add_argument("what", choices=("sessions", "predictor", "app", "import", "search", "grow",
+                                    "engine"))
     p.add_argument("--sizes", type=_at_least(1), nargs="*", default=[1000, 10000, 100000])
     p.add_argument("--model")
     p.add_argument("--threads", type=_bounded(int, Bound("threads", 1, 1024, integer=True)),
                    default=1)
+    p.add_argument("--engine", metavar="URL_OR_PROFILE", help="for `bench engine`")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("compare", help="two predictors' next-token distributions after a node, "
+                                        "matched by token text, with KL and total variation")
+    p.add_argument("session")
+    p.add_argument("--node", help="node id (default: the selected node)")
+    p.add_argument("--with", dest="with_", required=True, metavar="ENGINE_URL_OR_MODEL",
+                   help="the other predictor: an engine URL or profile, or a local model")
+    p.add_argument("--top", type=int, default=20, help="entries asked of each side")
+    _model_opts(p)
+    p.set_defaults(func=cmd_compare)
     return ap
 
 

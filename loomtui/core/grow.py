@@ -175,7 +175,8 @@ def node_from_segment(tree: Tree, seg: Segment, origin: str, model: str | None,
                       sampler: Sampler | None = None) -> Node:
     return tree.new_node(
         seg.text, origin, token_ids=seg.token_ids, token_offsets=seg.token_offsets,
-        token_logprobs=list(seg.token_logprobs), alternatives=seg.alternatives,
+        token_logprobs=None if seg.token_offsets is None else list(seg.token_logprobs),
+        alternatives=seg.alternatives,
         distribution=seg.distribution, sampler=sampler, seed=seg.seed, model=model,
         token_bytes=seg.token_bytes,
     )
