@@ -383,6 +383,8 @@ class Tree:
         log-probabilities, alternatives and distribution are cleared (undo restores them) and
         are recomputed when a model next looks at them."""
         root = self.root
+        if not text:
+            raise TreeError("the prompt is empty")
         if text == root.text:
             raise TreeError("the prompt is unchanged")
         with self.transaction("edit prompt"):
