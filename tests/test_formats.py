@@ -690,3 +690,16 @@ def test_mutated_files_import_or_fail_in_one_line(tmp_path: Path) -> None:
             outcomes["refused"] += 1
         assert path.read_bytes() == raw
     assert outcomes["ok"] > 50 and outcomes["refused"] > 20, outcomes
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.text("ab cd\nxé🌊", max_size=60), after=st.text("ab cd\nxé🌊", max_size=60))
+def test_miniloom_apply_gives_what_patch_apply_gives(before: str, after: str) -> None:
+    from diff_match_patch import diff_match_patch
+
+    from loomtui.core.importers.miniloom import apply
+
+    dmp = diff_match_patch()
+    expected, ok = dmp.patch_apply(dmp.patch_make(before, after), before)
+    assert all(ok) and expected == after
+    assert apply(dmp.patch_make(before, after), before, "node 'x'") == after

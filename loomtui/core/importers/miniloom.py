@@ -85,8 +85,25 @@ def patches_of(value: object, where: str) -> list[Any]:
 
 
 def apply(patches: list[Any], text: str, where: str) -> str:
+    """``text`` with ``patches`` applied by diff-match-patch's ``patch_apply``.
+
+    The usual patch was made from this very text, so its context sits exactly at its
+    ``start2``; for those, patch_apply's result is the text with the patch's new text
+    (``diff_text2``) in place of its old (``diff_text1``), which is computed directly (the
+    padding and fuzzy search that patch_apply does first cost more than the rest of an
+    import). A patch whose context is anywhere else goes to patch_apply itself.
+    """
     if not patches:
         return text
+    out = text
+    for p in patches:
+        old = _dmp.diff_text1(p.diffs)
+        at = p.start2
+        if out[at:at + len(old)] != old:
+            break
+        out = out[:at] + _dmp.diff_text2(p.diffs) + out[at + len(old):]
+    else:
+        return out
     try:
         new, ok = _dmp.patch_apply(patches, text)
     except (ValueError, IndexError, TypeError):
