@@ -108,9 +108,8 @@ def response_of(node: Node, prompt: Callable[[], str]) -> dict[str, Any] | None:
     alts = node.alternatives
     tokens = []
     for i, (start, piece) in enumerate(zip(offs, pieces, strict=True)):
-        cf: dict[str, float] | None = None
-        if alts is not None and i < len(alts) and len(alts[i]):
-            cf = {}
+        cf: dict[str, float] = {}  # never null: socketteer/loom copies it when changing a token
+        if alts is not None and i < len(alts):
             for text, lp in zip(alts.texts[i], alts.logprobs[i], strict=True):
                 cf.setdefault(text, lp)
         tokens.append({"generatedToken": {"token": piece, "logprob": lps[i]},
