@@ -438,9 +438,14 @@ def trees(draw: st.DrawFn) -> Tree:
     for i in range(1, n):
         parent = draw(st.sampled_from(ids))
         origin = draw(st.sampled_from(("sampled", "typed", "edited", "picked", "imported")))
-        tree.add_child(parent, Node(f"n{i}", draw(_texts), origin,
-                                    bookmarked=draw(st.booleans()),
-                                    created=1_600_000_000.0 + i))
+        node = Node(f"n{i}", draw(_texts), origin, bookmarked=draw(st.booleans()),
+                    created=1_600_000_000.0 + i)
+        if node.text and draw(st.booleans()):  # scored by a model known by texts only
+            cuts = draw(st.lists(st.integers(1, max(1, len(node.text) - 1)), max_size=4))
+            node.token_offsets = sorted({0, *(c for c in cuts if c < len(node.text))})
+            node.token_logprobs = [draw(st.floats(-20.0, 0.0)) for _ in node.token_offsets]
+            node.model = "m"
+        tree.add_child(parent, node)
         ids.append(f"n{i}")
     tree.select(draw(st.sampled_from(ids)))
     return tree
@@ -457,6 +462,11 @@ def test_random_trees_survive_each_writer_and_reader(fmt: str, tree: Tree) -> No
     got = back.tree
     assert outline(got) == outline(tree)
     assert got.context_text(got.selected) == tree.context_text(tree.selected)
+    if fmt == "pyloom":  # per-token scores go through model_responses and come back
+        scores = [(tree.node(n).token_offsets, tree.node(n).token_logprobs)
+                  for n, _ in tree.iter_preorder()]
+        assert [(got.node(n).token_offsets, got.node(n).token_logprobs)
+                for n, _ in got.iter_preorder()] == scores
     assert got.depth(got.selected) == tree.depth(tree.selected)
     assert export_tree(got, fmt) == data  # and the file comes back the same
 
@@ -691,3 +701,16 @@ def test_mutated_files_import_or_fail_in_one_line(tmp_path: Path) -> None:
             outcomes["refused"] += 1
         assert path.read_bytes() == raw
     assert outcomes["ok"] > 50 and outcomes["refused"] > 20, outcomes
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.text("ab cd\nxé🌊", max_size=60), after=st.text("ab cd\nxé🌊", max_size=60))
+def test_miniloom_apply_gives_what_patch_apply_gives(before: str, after: str) -> None:
+    from diff_match_patch import diff_match_patch
+
+    from loomtui.core.importers.miniloom import apply
+
+    dmp = diff_match_patch()
+    expected, ok = dmp.patch_apply(dmp.patch_make(before, after), before)
+    assert all(ok) and expected == after
+    assert apply(dmp.patch_make(before, after), before, "node 'x'") == after

@@ -16,6 +16,7 @@ from pathlib import Path
 import orjson
 
 from loomtui.bench import formats
+from loomtui.bench.synthetic import make_tree
 from loomtui.core import session
 from loomtui.core.errors import LoomError
 from loomtui.core.importers import import_file
@@ -44,10 +45,18 @@ def _time_import(path: Path) -> tuple[float, int, float | None]:
 def main(sizes: list[int]) -> int:
     print("synthetic files (bushy trees, up to 4 children a node); baselines in this process: "
           "orjson.loads of the same bytes (parse), loading the imported tree as a session")
-    print(f"{'format':11s} {'nodes':>8s} {'MB':>7s} {'parse s':>8s} {'import s':>9s} "
-          f"{'x parse':>8s} {'x session':>9s}  goal")
     slow = 0
     with tempfile.TemporaryDirectory() as tmp:
+        ref_path = Path(tmp) / "reference.json"
+        session.save(make_tree(10_000), ref_path)
+        gc.collect()
+        t0 = time.perf_counter()
+        session.load(ref_path)
+        ref = time.perf_counter() - t0
+        print(f"reference: `bench sessions`' 10k-node session loads in {ref:.2f} s here (about "
+              "0.5 s on an idle machine of this project: scale by that)")
+        print(f"{'format':11s} {'nodes':>8s} {'MB':>7s} {'parse s':>8s} {'import s':>9s} "
+              f"{'x parse':>8s} {'x session':>9s}  goal")
         for n in sizes:
             for name, make in formats.GENERATORS.items():
                 data = make(n)

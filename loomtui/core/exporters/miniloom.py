@@ -75,20 +75,23 @@ def write(tree: Tree) -> bytes:
     root = tree.root
     wrap = bool(root.text) or bool(root.foreign.get(NAME, {}).get("loomtuiRoot"))
     ids = _numbering(tree, wrap)
-    full: dict[str, str] = {}
     store: dict[str, dict[str, Any]] = {}
     kids: dict[str, list[str]] = {}
     if wrap:
         store["1"] = {"id": "1", "timestamp": 0, "type": "root",
                       "patch": "", "summary": "Root Node", "rating": None, "read": True,
                       "parent": None, "children": []}
-    order = [nid for nid, _ in tree.iter_preorder()]
-    for nid in order:  # every full text first: a MiniLoom parent may come later in order
-        parent = tree.parent(nid)
-        full[nid] = (full[parent] if parent is not None else "") + tree.node(nid).text
-    for nid in order:
+    # Full texts are held for the current path only: ``cur`` is the last node's, and every
+    # node on the path has a prefix of it (a deep chain would need the square of its depth).
+    cur = ""
+    lens: list[int] = []
+    for nid, depth in tree.iter_preorder():
         node = tree.node(nid)
         parent = tree.parent(nid)
+        del lens[depth:]
+        parent_text = cur[:lens[-1]] if lens else ""
+        cur = parent_text + node.text
+        lens.append(len(cur))
         raw: dict[str, Any] = dict(node.foreign.get(NAME, {}))
         if parent is None:
             mparent_id = "1" if wrap else None
@@ -96,11 +99,11 @@ def write(tree: Tree) -> bytes:
         else:
             mp = _miniloom_parent(tree, nid, parent, raw)
             mparent_id = ids[mp]
-            before = full[mp]
+            before = parent_text if mp == parent else tree.context_text(mp)
         out: dict[str, Any] = {"id": ids[nid]}
         out.update(raw)
-        if not (("patch" in raw) and _gives(raw["patch"], before, full[nid])):
-            out["patch"] = patch_json(before, full[nid])
+        if not (("patch" in raw) and _gives(raw["patch"], before, cur)):
+            out["patch"] = patch_json(before, cur)
         kind = raw.get("type")
         was = reader.TYPES.get(kind, "imported") if isinstance(kind, str) else "imported"
         if parent is None and not wrap:

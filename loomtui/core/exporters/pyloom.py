@@ -12,6 +12,7 @@ and ``counterfactuals {token text: logprob}``, as socketteer/loom reads them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,13 +31,14 @@ def write(tree: Tree) -> bytes:
     top: dict[str, Any] = dict(tree.foreign.get(NAME, {}))
     kept = top.get("model_responses")
     responses: dict[str, Any] = dict(kept) if isinstance(kept, dict) else {}
-    full: dict[str, str] = {}
 
     def fields(nid: str) -> dict[str, Any]:
         parent = tree.parent(nid)
-        node = tree.node(nid)
-        full[nid] = (full[parent] if parent is not None else "") + node.text
-        return node_fields(node, parent, full.get(parent, "") if parent else "", responses)
+
+        def prompt() -> str:
+            return tree.context_text(parent) if parent is not None else ""
+
+        return node_fields(tree.node(nid), parent, prompt, responses)
 
     root = nested(tree.root_id, fields, tree.children)
     top.setdefault("chapters", {})
@@ -46,7 +48,7 @@ def write(tree: Tree) -> bytes:
     return with_field(top, "root", root)
 
 
-def node_fields(node: Node, parent: str | None, prompt: str,
+def node_fields(node: Node, parent: str | None, prompt: Callable[[], str],
                 responses: dict[str, Any]) -> dict[str, Any]:
     """A node's fields (children apart): those kept from the file, updated where the node
     changed."""
@@ -96,7 +98,7 @@ def node_fields(node: Node, parent: str | None, prompt: str,
     return out
 
 
-def response_of(node: Node, prompt: str) -> dict[str, Any] | None:
+def response_of(node: Node, prompt: Callable[[], str]) -> dict[str, Any] | None:
     """A model response holding ``node``'s per-token scores as socketteer/loom stores them,
     or None if the node has no complete scores."""
     offs, lps = node.token_offsets, node.token_logprobs
@@ -106,9 +108,8 @@ def response_of(node: Node, prompt: str) -> dict[str, Any] | None:
     alts = node.alternatives
     tokens = []
     for i, (start, piece) in enumerate(zip(offs, pieces, strict=True)):
-        cf: dict[str, float] | None = None
-        if alts is not None and i < len(alts) and len(alts[i]):
-            cf = {}
+        cf: dict[str, float] = {}  # never null: socketteer/loom copies it when changing a token
+        if alts is not None and i < len(alts):
             for text, lp in zip(alts.texts[i], alts.logprobs[i], strict=True):
                 cf.setdefault(text, lp)
         tokens.append({"generatedToken": {"token": piece, "logprob": lps[i]},
@@ -118,7 +119,7 @@ def response_of(node: Node, prompt: str) -> dict[str, Any] | None:
         "id": "", "model": node.model or "unknown",
         "timestamp": time.strftime("%Y-%m-%d-%H.%M.%S", time.gmtime(node.created))
         if node.created > 1e6 else None,
-        "prompt": {"text": prompt, "tokens": None},
+        "prompt": {"text": prompt(), "tokens": None},
         "completions": [{"text": node.text, "finishReason": None, "tokens": tokens}],
     }
 

@@ -270,19 +270,13 @@ def link(entries: list[Flat], *, root: str | None = None, synthetic_root: bool =
     else:
         raise BadInput(f"{len(roots)} nodes have no parent ({show(roots[0].node.id)}, "
                        f"{show(roots[1].node.id)}, ...): a tree has one root")
-    seen = 0
+    reached: set[str] = set()
     stack = [root_id]
     while stack:
-        n = stack.pop()
-        seen += 1
-        stack.extend(kids.get(n, ()))
-    if seen != len(nodes):
-        reached = set()
-        stack = [root_id]
-        while stack:
-            n = stack.pop()
-            reached.add(n)
-            stack.extend(kids.get(n, ()))
+        nid = stack.pop()
+        reached.add(nid)
+        stack.extend(kids.get(nid, ()))
+    if len(reached) != len(nodes):
         lost = next(n.id for n in nodes if n.id not in reached)
         raise BadInput(f"node {show(lost)} is in a cycle (not reachable from the root)")
     return nodes, kids, root_id, times
@@ -292,10 +286,10 @@ def assign_ids(raw_ids: list[object]) -> tuple[list[str], list[str | None], IdPo
     """(loomtui ids, file keys) for nodes whose file ids are ``raw_ids``: the key is the
     string form of the file id for the first node that has it, None for the others."""
     if all(type(r) is str and r for r in raw_ids) and len(set(raw_ids)) == len(raw_ids):
-        ids = list(raw_ids)  # the usual case: every id given once
-        pool = IdPool(ids)  # type: ignore[arg-type]
-        pool.used.update(ids)  # type: ignore[arg-type]
-        return ids, list(ids), pool  # type: ignore[return-value]
+        ids = [str(r) for r in raw_ids]  # the usual case: every id given once
+        pool = IdPool(ids)
+        pool.used.update(ids)
+        return ids, list(ids), pool
     pool = IdPool(string_ids(raw_ids))
     out: list[str] = []
     keys: list[str | None] = []

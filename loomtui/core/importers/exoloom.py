@@ -59,7 +59,8 @@ def read(data: object, **_: Any) -> list[Imported]:
     if not isinstance(nodes, dict):
         raise BadInput("tree.nodes is not an object")
     tree, notes = read_flat(list(nodes.items()), SPEC, fill, root=key_of(t.get("rootNodeId")))
-    lens = data.get("lens") if isinstance(data.get("lens"), dict) else {}
+    given = data.get("lens")
+    lens: dict[str, Any] = given if isinstance(given, dict) else {}
     marks = lens.get("bookmarks") or []
     if not isinstance(marks, list):
         raise BadInput("lens.bookmarks is not a list")

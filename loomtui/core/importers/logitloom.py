@@ -49,10 +49,14 @@ def read(data: object, **_: Any) -> list[Imported]:
     if why is not None:
         raise ValueError(f"not a logitloom tree: {why}")
     assert isinstance(data, dict)
-    model = data.get("modelName") if isinstance(data.get("modelName"), str) else None
-    settings = data.get("modelSettings") if isinstance(data.get("modelSettings"), dict) else {}
-    prompt = settings.get("prompt") if isinstance(settings.get("prompt"), str) else ""
-    prefill = settings.get("prefill") if isinstance(settings.get("prefill"), str) else ""
+    name = data.get("modelName")
+    model = name if isinstance(name, str) else None
+    given = data.get("modelSettings")
+    settings: dict[str, Any] = given if isinstance(given, dict) else {}
+    prompt = settings.get("prompt")
+    prompt = prompt if isinstance(prompt, str) else ""
+    prefill = settings.get("prefill")
+    prefill = prefill if isinstance(prefill, str) else ""
     root_text = prefill if settings.get("kind") == "chat" else prompt + prefill
     pool = IdPool(())
     dropped = Dropped()

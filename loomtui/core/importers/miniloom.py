@@ -85,8 +85,25 @@ def patches_of(value: object, where: str) -> list[Any]:
 
 
 def apply(patches: list[Any], text: str, where: str) -> str:
+    """``text`` with ``patches`` applied by diff-match-patch's ``patch_apply``.
+
+    The usual patch was made from this very text, so its context sits exactly at its
+    ``start2``; for those, patch_apply's result is the text with the patch's new text
+    (``diff_text2``) in place of its old (``diff_text1``), which is computed directly (the
+    padding and fuzzy search that patch_apply does first cost more than the rest of an
+    import). A patch whose context is anywhere else goes to patch_apply itself.
+    """
     if not patches:
         return text
+    out = text
+    for p in patches:
+        old = _dmp.diff_text1(p.diffs)
+        at = p.start2
+        if out[at:at + len(old)] != old:
+            break
+        out = out[:at] + _dmp.diff_text2(p.diffs) + out[at + len(old):]
+    else:
+        return out
     try:
         new, ok = _dmp.patch_apply(patches, text)
     except (ValueError, IndexError, TypeError):
@@ -127,9 +144,10 @@ def read(data: object, **_: Any) -> list[Imported]:
         raise BadInput("the nodeStore holds no nodes")
     root = "1" if "1" in store else None
     nodes, kids, root_id, times = link(entries, root=root)
-    full, edited = _texts(nodes, kids, root_id, raws)
+    edited = _texts(nodes, kids, root_id, raws)
     top = kids.get(root_id, [])
-    if len(top) == 1 and not full[root_id] and raws[top[0]].get("loomtuiRoot") is True:
+    root_text = next(n.text for n in nodes if n.id == root_id)
+    if len(top) == 1 and not root_text and raws[top[0]].get("loomtuiRoot") is True:
         # our own writer's empty MiniLoom root above a root that holds a prompt
         i = next(i for i, n in enumerate(nodes) if n.id == root_id)
         del nodes[i], times[i]
@@ -137,7 +155,7 @@ def read(data: object, **_: Any) -> list[Imported]:
         root_id = top[0]
     tree = finish(nodes, kids, root_id, times)
     tree.root.origin = "prompt"
-    _reparent_edits(tree, full, edited)
+    _reparent_edits(tree, edited)
     tree.foreign[NAME] = {
         **{k: v for k, v in data.items() if k not in ("loomTree", "focus")},
         "loomTree": {k: v for k, v in data["loomTree"].items() if k not in ("nodeStore", "root")},
@@ -153,40 +171,74 @@ def read(data: object, **_: Any) -> list[Imported]:
     return [Imported(tree, NAME, notes=notes)]
 
 
+MAX_TEXT_CHARS = 2**30
+"""The most characters of full texts an import builds (patches hold each node's full text:
+a deep chain costs the square of its depth, so a hostile file could otherwise hang it)."""
+
+
 def _texts(nodes: list[Node], kids: dict[str, list[str]], root_id: str,
-           raws: dict[str, dict[str, Any]]) -> tuple[dict[str, str], list[str]]:
-    """Apply patches from the root: each node's full text; node texts set to the part after
-    their parent's text; the ids of nodes that do not continue their parent's text."""
+           raws: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """Apply patches from the root, setting each node's text to what follows its parent's;
+    (node, ancestor) for each node that does not continue its parent's text, the ancestor
+    being the closest whose text it continues (its text is set to what follows that one).
+
+    Only the texts of the current path are held, and as few strings as possible: a node
+    that continues its parent's text replaces it in ``segs`` (the parent's text is a prefix
+    of it), so a path holds one string plus one for each edit along it.
+    """
     by_id = {n.id: n for n in nodes}
-    full: dict[str, str] = {}
-    edited: list[str] = []
-    stack: list[tuple[str, str]] = [(root_id, "")]
+    edited: list[tuple[str, str]] = []
+    segs: list[str] = []
+    path: list[tuple[str, int, int]] = []  # (id, length of its full text, index into segs)
+    budget = MAX_TEXT_CHARS
+    stack: list[tuple[str, int]] = [(root_id, 0)]
     while stack:
-        nid, parent_text = stack.pop()
-        node = by_id[nid]
+        nid, depth = stack.pop()
+        del path[depth:]
+        if path:
+            _, plen, pseg = path[-1]
+            del segs[pseg + 1:]
+            parent_text = segs[pseg][:plen]
+        else:
+            segs.clear()
+            pseg, parent_text = -1, ""
         raw = raws.get(nid)
         where = f"node {show(nid)}"
         text = parent_text if raw is None else apply(patches_of(raw.get("patch"), where),
                                                      parent_text, where)
-        full[nid] = text
+        budget -= len(text)
+        if budget < 0:
+            raise BadInput(f"{where}: the tree's full texts add up to more than "
+                           f"{MAX_TEXT_CHARS} characters (too deep or too long to import)")
+        node = by_id[nid]
         if text.startswith(parent_text):
             node.text = text[len(parent_text):]
+            if pseg >= 0:
+                segs[pseg] = text
+                seg = pseg
+            else:
+                segs.append(text)
+                seg = 0
         else:
-            edited.append(nid)
-        stack.extend((k, text) for k in kids.get(nid, ()))
-    return full, edited
+            for anc, alen, aseg in reversed(path[:-1]):  # noqa: B007 (used below)
+                if text.startswith(segs[aseg][:alen]):
+                    break
+            else:
+                raise BadInput(f"{where}: its text continues no ancestor's text, not even "
+                               "the root's")
+            node.text = text[alen:]
+            edited.append((nid, anc))
+            segs.append(text)
+            seg = len(segs) - 1
+        path.append((nid, len(text), seg))
+        stack.extend((k, depth + 1) for k in reversed(kids.get(nid, ())))
+    return edited
 
 
-def _reparent_edits(tree: Any, full: dict[str, str], edited: list[str]) -> None:
-    """Move each edited node under its closest ancestor whose full text prefixes its own."""
-    for nid in edited:
-        text = full[nid]
-        anc = tree.parent(nid)
-        while anc is not None and not text.startswith(full[anc]):
-            anc = tree.parent(anc)
-        assert anc is not None  # the root's text is a prefix of every text
+def _reparent_edits(tree: Any, edited: list[tuple[str, str]]) -> None:
+    """Move each edited node under the ancestor whose text it continues."""
+    for nid, anc in edited:
         node = tree.node(nid)
-        node.text = text[len(full[anc]):]
         node.origin = "edited"
         old = tree.parent(nid)
         tree.graph.remove_edge(old, nid)

@@ -183,7 +183,8 @@ def read(data: object, **_: Any) -> list[Imported]:
 def _scores(node: Node, gen: dict[str, Any], responses: dict[str, Any],
             dropped: Dropped) -> bool:
     """Put the per-token scores of ``node``'s generation on it; whether there were any."""
-    resp = responses.get(gen.get("id")) if isinstance(gen.get("id"), str) else None
+    rid = gen.get("id")
+    resp = responses.get(rid) if isinstance(rid, str) else None
     index = gen.get("index", 0)
     if not isinstance(resp, dict) or isinstance(index, bool) or not isinstance(index, int):
         return False
