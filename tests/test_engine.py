@@ -299,13 +299,13 @@ def test_bad_key_then_server_killed_mid_expansion(private: Server, monkeypatch) 
             killed.set()
             private.proc.kill()
 
-    n_nodes, n_undo = len(tree), tree.can_undo()
+    n_nodes, n_undo = len(tree), tree.can_undo
     with pytest.raises(ModelError) as e:
         grow.expand(tree, p, "0", Sampler(max_tokens=500, n=3), seed=0, on_token=on_token)
     assert killed.is_set()
     msg = one_line(e.value)
     assert "right-key-123" not in msg
-    assert len(tree) == n_nodes and tree.can_undo() == n_undo  # nothing half-written
+    assert len(tree) == n_nodes and tree.can_undo == n_undo  # nothing half-written
     with pytest.raises(ModelError, match="cannot reach"):
         p.distribution(tree, "0")
     p.close()
