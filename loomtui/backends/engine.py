@@ -7,8 +7,9 @@ serve ``/v1/completions`` with ``logprobs``; this predictor drives any of them o
   a *partial* distribution (top entries only; entropy unknown; mass = their sum);
 - ``sample``: one streamed request per child, child i with seed ``seed + i``, sent
   concurrently (bounded), every sampler setting explicit; ``cancel`` closes the streams;
-- ``score``: ``echo`` with ``logprobs`` where the engine supports it (llama-cpp-python's prompt
-  scores come one position late: detected and corrected); elsewhere text is added unscored;
+- ``score``: ``echo`` with ``logprobs`` where the engine supports it (llama-cpp-python's echo
+  puts each position's distribution one entry late: corrected); elsewhere text is added
+  unscored;
 - token ids from the engine's tokenizer endpoint where it has one, else ids stay None.
 
 The context is sent as text (every engine takes it, and sibling requests share the prefix the
