@@ -543,7 +543,8 @@ def cmd_open(args: argparse.Namespace) -> int:
     from loomtui.ui.app import run_app
 
     return run_app(args.session, model=args.model, prompt=args.prompt, threads=args.threads,
-                   device=args.device, dtype=args.dtype, sessions_dir=args.sessions_dir)
+                   device=args.device, dtype=args.dtype, sessions_dir=args.sessions_dir,
+                   engine=args.engine)
 
 
 # ------------------------------------------------------------------ search and autoloom

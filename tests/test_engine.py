@@ -299,13 +299,13 @@ def test_bad_key_then_server_killed_mid_expansion(private: Server, monkeypatch) 
             killed.set()
             private.proc.kill()
 
-    n_nodes, n_undo = len(tree), tree.can_undo()
+    n_nodes, n_undo = len(tree), tree.can_undo
     with pytest.raises(ModelError) as e:
         grow.expand(tree, p, "0", Sampler(max_tokens=500, n=3), seed=0, on_token=on_token)
     assert killed.is_set()
     msg = one_line(e.value)
     assert "right-key-123" not in msg
-    assert len(tree) == n_nodes and tree.can_undo() == n_undo  # nothing half-written
+    assert len(tree) == n_nodes and tree.can_undo == n_undo  # nothing half-written
     with pytest.raises(ModelError, match="cannot reach"):
         p.distribution(tree, "0")
     p.close()
@@ -398,3 +398,43 @@ def test_key_is_never_written(server: Server, tmp_path: Path, capsys, monkeypatc
     assert rc == 0, err
     assert "sk-do-not-write" not in path.read_text() + out + err
     assert os.environ["LOOMTUI_SECRET"] == "sk-do-not-write"
+
+
+# ----------------------------------------------------------------- app
+async def settle(pilot) -> None:
+    for _ in range(3):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_app_opens_on_the_engine_and_expands(server: Server, monkeypatch) -> None:
+    from loomtui.ui.app import LoomApp
+
+    monkeypatch.setenv("LOOMTUI_CONFIG", "/nonexistent/config.json")
+    tree = tree_of(PROMPT)
+    tree.sampler = Sampler(n=2, max_tokens=6)
+    app = LoomApp(tree=tree, engine=server.url, load_model=True, autosave=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert app.pred is not None and app.pred.model_id == f"engine:{server.url}#{ALIAS}"
+        assert tree.root.distribution is not None and tree.root.distribution.partial
+        await pilot.press("e")
+        await settle(pilot)
+        kids = tree.children(tree.root_id)
+        assert len(kids) == 2
+        assert all(tree.node(k).model == app.pred.model_id for k in kids)
+
+
+async def test_app_never_contacts_a_url_the_session_names(server: Server, monkeypatch) -> None:
+    from loomtui.ui.app import LoomApp
+
+    monkeypatch.setenv("LOOMTUI_CONFIG", "/nonexistent/config.json")
+    monkeypatch.setenv("LOOMTUI_MODEL", "bard")
+    tree = tree_of(PROMPT, model_id(server.url, ALIAS))
+    before = server.log.read_text(errors="replace").count("GET /v1/models")
+    app = LoomApp(tree=tree, load_model=True, autosave=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert app.pred is not None and app.pred.model_id == "bard"
+    assert server.log.read_text(errors="replace").count("GET /v1/models") == before

@@ -7,8 +7,9 @@ serve ``/v1/completions`` with ``logprobs``; this predictor drives any of them o
   a *partial* distribution (top entries only; entropy unknown; mass = their sum);
 - ``sample``: one streamed request per child, child i with seed ``seed + i``, sent
   concurrently (bounded), every sampler setting explicit; ``cancel`` closes the streams;
-- ``score``: ``echo`` with ``logprobs`` where the engine supports it (llama-cpp-python's prompt
-  scores come one position late: detected and corrected); elsewhere text is added unscored;
+- ``score``: ``echo`` with ``logprobs`` where the engine supports it (llama-cpp-python's echo
+  puts each position's distribution one entry late: corrected); elsewhere text is added
+  unscored;
 - token ids from the engine's tokenizer endpoint where it has one, else ids stay None.
 
 The context is sent as text (every engine takes it, and sibling requests share the prefix the
@@ -83,7 +84,6 @@ class EnginePredictor:
         self._lock = threading.Lock()
         self._pieces: OrderedDict[int, str] = OrderedDict()
         self._bos: list[int] | None = None
-        self._echo_shift: int | None = None  # 1 when prompt scores come one position late
         self.echo = kind in wire.ECHO
         """Whether the engine scores given text (``echo`` with ``logprobs``)."""
 
@@ -263,18 +263,27 @@ class EnginePredictor:
             raise ModelError(f"{self.spec.named()} tokenises the text together with the end "
                              "of the context (a token spans both); add it from a nearby "
                              "boundary instead")
-        shift = self._shift(toks, n_prompt)
-        idx = range(first, n_prompt)
         lps: list[float | None] = []
         alts = Alternatives()
-        for i in idx:
-            j = i - shift  # where the engine put token i's score
-            info = toks[j] if 0 <= j < len(toks) else None
-            lp = info.logprob if info is not None else None
-            lps.append(None if lp is None else round(min(lp, 0.0), DIGITS))
-            alts.append(self._choices(info.top if info is not None else [],
-                                      self.n_alternatives))
-        after = toks[n_prompt - shift] if 0 <= n_prompt - shift < len(toks) else None
+        idx = range(first, n_prompt)
+        if self.kind == "llama-cpp-python":
+            # Measured (0.3.36): entry i holds the distribution *after* token i (its
+            # token_logprobs are of token i under that, meaningless), and the generated
+            # token has no entry. So token i's score is looked up in entry i - 1.
+            for i in idx:
+                before = toks[i - 1].top if i else []
+                lp = next((x for t, x, _ in before if t == toks[i].text), None)
+                if lp is None and i:  # not among the top entries: ask for all of them there
+                    lp = self._logprob_after(full[: starts[i]], toks[i].text)
+                lps.append(None if lp is None else round(min(lp, 0.0), DIGITS))
+                alts.append(self._choices(before, self.n_alternatives))
+            after = toks[n_prompt - 1] if n_prompt else None
+        else:  # entry i: token i's score and the distribution it was drawn from
+            for i in idx:
+                lp = toks[i].logprob
+                lps.append(None if lp is None else round(min(lp, 0.0), DIGITS))
+                alts.append(self._choices(toks[i].top, self.n_alternatives))
+            after = toks[n_prompt] if n_prompt < len(toks) else None
         dist = self._dist(after.top, self.n_alternatives) if after is not None and (
             after.top) else None
         offsets = [starts[i] - len(context) for i in idx]
@@ -282,13 +291,13 @@ class EnginePredictor:
                        token_offsets=offsets, token_logprobs=lps,  # type: ignore[arg-type]
                        alternatives=alts, distribution=dist, finish="scored")
 
-    def _shift(self, toks: list[wire.TokenInfo], n_prompt: int) -> int:
-        """0 when an echoed prompt's scores are in place (the first token, with no context,
-        has none), 1 when they come one position late: token i's score at entry i - 1
-        (llama-cpp-python: measured)."""
-        if self._echo_shift is None:
-            self._echo_shift = 0 if toks and toks[0].logprob is None else 1
-        return self._echo_shift
+    def _logprob_after(self, prefix: str, token: str) -> float | None:
+        """The log-probability of ``token`` after ``prefix`` from the whole distribution there
+        (llama-cpp-python returns all of it for a large ``logprobs``); None if not found."""
+        body = wire.completion_body(self.kind, self.served, prefix, wire.GREEDY, 0, 1 << 20)
+        toks = self._tokens(self._choice(self._complete(body)))
+        top = toks[0].top if toks else []
+        return next((x for t, x, _ in top if t == token), None)
 
     def score_tokens(self, tree: Tree, node_id: str, token_ids: list[int]) -> Segment:
         """Score given token ids: their text, scored as typed text (the engine re-tokenises

@@ -88,6 +88,7 @@ class LoomApp(App[int]):
         *,
         prompt: str | None = None,
         model: str | None = None,
+        engine: str | None = None,
         threads: int | None = None,
         device: str = "auto",
         dtype: str = "float32",
@@ -101,6 +102,7 @@ class LoomApp(App[int]):
         self.path: Path | None = Path(path) if path is not None else None
         self.initial_prompt = prompt
         self.model_name = model
+        self.engine = engine
         self.threads = threads
         self.device = device
         self.dtype = dtype
@@ -251,10 +253,18 @@ class LoomApp(App[int]):
         os.environ.setdefault("TQDM_DISABLE", "1")
         try:
             from loomtui.backends import load_predictor
+            from loomtui.backends.engine_config import choose, parse_model_id
 
-            name = self.model_name or (self.loom.model if self.loom is not None else None)
-            pred = load_predictor(name, threads=self.threads, device=self.device,
-                                  dtype=self.dtype)
+            made_by = self.loom.model if self.loom is not None else None
+            spec = choose(self.engine, self.model_name, made_by)
+            if spec is not None:  # --engine, or a configured profile matching the session
+                from loomtui.backends.engine import connect
+
+                pred = connect(spec)
+            else:  # never a URL the session names by itself
+                name = self.model_name or (None if parse_model_id(made_by) else made_by)
+                pred = load_predictor(name, threads=self.threads, device=self.device,
+                                      dtype=self.dtype)
         except Exception as exc:
             self.post_message(ModelFailed(one_line(exc)))
             return
@@ -1008,7 +1018,8 @@ def new_session_path(sessions_dir: str | os.PathLike[str] | None) -> Path:
 
 def run_app(session_path: str | None = None, *, model: str | None = None,
             prompt: str | None = None, threads: int | None = None, device: str = "auto",
-            dtype: str = "float32", sessions_dir: str | None = None) -> int:
+            dtype: str = "float32", sessions_dir: str | None = None,
+            engine: str | None = None) -> int:
     """Start the app on a session file (or a new session); returns the exit status."""
     import sys
 
@@ -1026,8 +1037,9 @@ def run_app(session_path: str | None = None, *, model: str | None = None,
         path = new_session_path(sessions_dir)
     if tree is not None and prompt:
         print("loomtui: note: --prompt is ignored for an existing session", file=sys.stderr)
-    app = LoomApp(tree=tree, path=path, prompt=prompt, model=model, threads=threads,
-                  device=device, dtype=dtype, load_model=True, autosave_delay=0.3)
+    app = LoomApp(tree=tree, path=path, prompt=prompt, model=model, engine=engine,
+                  threads=threads, device=device, dtype=dtype, load_model=True,
+                  autosave_delay=0.3)
     rc = app.run()
     return int(rc or 0)
 
