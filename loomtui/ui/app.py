@@ -251,8 +251,10 @@ class LoomApp(App[int]):
         os.environ.setdefault("TQDM_DISABLE", "1")
         try:
             from loomtui.backends import load_predictor
+            from loomtui.backends.models import trusted_session_model
 
-            name = self.model_name or (self.loom.model if self.loom is not None else None)
+            name = self.model_name or trusted_session_model(
+                self.loom.model if self.loom is not None else None)
             pred = load_predictor(name, threads=self.threads, device=self.device,
                                   dtype=self.dtype)
         except Exception as exc:
