@@ -283,8 +283,9 @@ async def test_app_opens_hostile_loadable_files(cases: list[Case], tmp_path: Pat
             loaded.append((case, session.load(path)))
         except LoomError:
             continue
-    sample = rng.sample(loaded, 8)
-    sample += [(c, t) for c, t in loaded if "all-strings" in c.name][:4]
+    sample = rng.sample(loaded, 6)
+    sample += rng.sample([(c, t) for c, t in loaded if "all-strings" in c.name], 4)
+    sample += rng.sample([(c, t) for c, t in loaded if "model=" in c.name], 2)
     for case, tree in sample:
         materialise(case, path)
         app = LoomApp(tree=tree, predictor=None, path=path, autosave=False)

@@ -96,3 +96,26 @@ def test_no_lock_file_for_a_session_that_is_not_there(
     assert rc == 2 and "no such file" in err
     assert list(tmp_path.iterdir()) == []
 
+
+
+async def test_app_survives_markup_in_model_names(tmp_path: Path) -> None:
+    """The issue's reproducers: markup in distribution.model crashed the app on open, and in
+    graph.model when the model finished loading (the "scored by" notification)."""
+    from loomtui.backends import load_predictor
+    from loomtui.core.node import Choices, Distribution
+    from loomtui.ui.app import LoomApp
+    from loomtui.ui.messages import ModelLoaded
+
+    tree = Tree(Node("0", "root", "prompt", created=1.0), model="[@click=app.quit]GM[/] [/]")
+    tree.add_child("0", Node("a", " x", "typed", created=2.0, distribution=Distribution(
+        Choices.of([(1, "[/bogus", -0.1)]), 1.0, 0.5, "bad [/] markup [/bogus")))
+    tree.select("a")
+    app = LoomApp(tree=tree, predictor=None, path=tmp_path / "s.json", autosave=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        assert "model bad [/] markup [/bogus" in str(app.dist_panel.query_one("#dist-stats")
+                                                     .render())
+        app.post_message(ModelLoaded(load_predictor("bard", threads=1)))
+        await pilot.pause()
+        await pilot.pause()
+    assert app.return_code in (0, None)

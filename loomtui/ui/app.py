@@ -28,6 +28,7 @@ from loomtui.core import grow, session
 from loomtui.core.errors import LoomError, SessionError
 from loomtui.core.history import Patch
 from loomtui.core.node import Alternatives, Node, Sampler
+from loomtui.core.text import short
 from loomtui.core.tree import ChildOrder, Tree
 from loomtui.ui import keys
 from loomtui.ui.commands import LoomCommands
@@ -270,8 +271,8 @@ class LoomApp(App[int]):
             if tree.model is None:
                 tree.model = self.pred.model_id
             elif tree.model != self.pred.model_id:
-                self.notify(f"session was scored by {tree.model}; using {self.pred.model_id}",
-                            severity="warning")
+                self.notify(f"session was scored by {short(tree.model, 80)}; using "
+                            f"{self.pred.model_id}", severity="warning", markup=False)
             self.show_selection()
         self.refresh_bindings()
 
@@ -292,7 +293,7 @@ class LoomApp(App[int]):
     def report(self, what: str, error: str) -> None:
         """Show a one-line error as a notification; the app keeps running."""
         self.last_error = error
-        self.notify(error, title=f"{what} failed", severity="error", timeout=8)
+        self.notify(error, title=f"{what} failed", severity="error", timeout=8, markup=False)
 
     def on_task_failed(self, message: TaskFailed) -> None:
         self.report(message.what, message.error)
