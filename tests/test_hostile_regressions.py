@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -119,3 +120,29 @@ async def test_app_survives_markup_in_model_names(tmp_path: Path) -> None:
         await pilot.pause()
         await pilot.pause()
     assert app.return_code in (0, None)
+
+
+@pytest.mark.parametrize("where", ["node", "graph"])
+def test_foreign_fields_too_deep_to_save_are_refused_at_load(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
+    """orjson writes at most 254 levels: a file nested deeper loaded, then every save failed."""
+    def nested(depth: int) -> object:
+        value: object = 0
+        for _ in range(depth):
+            value = [value]
+        return value
+
+    path = tmp_path / "s.json"
+    session.save(Tree(Node("0", "root", "prompt", created=1.0)), path)
+    doc = orjson.loads(path.read_bytes())
+    target = doc["nodes"][0] if where == "node" else doc["graph"]
+    target["foreign"] = {"x": nested(126)}  # 128 levels with the object and the list
+    path.write_bytes(orjson.dumps(doc))
+    rc, _, _ = run(capsys, "note", path, "--node", "0", "--text", "kept")
+    assert rc == 0 and session.load(path).root.note == "kept"
+    target["foreign"] = {"x": nested(300)}
+    path.write_text(json.dumps(doc))  # orjson itself refuses to write it
+    before = path.read_bytes()
+    rc, _, err = run(capsys, "note", path, "--node", "0", "--text", "x")
+    assert rc == 2 and err.count("\n") == 1 and "nested deeper than 128 levels" in err
+    assert path.read_bytes() == before

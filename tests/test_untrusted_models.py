@@ -14,10 +14,7 @@ import orjson
 import pytest
 
 from loomtui.backends import load_predictor
-try:
-    from loomtui.backends.models import trusted_session_model
-except ImportError:
-    pass
+from loomtui.backends.models import trusted_session_model
 from loomtui.cli import main
 from loomtui.core import grow, session
 from loomtui.core.node import Sampler
