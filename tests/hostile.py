@@ -206,17 +206,13 @@ class Generator:
         strings, vocabulary, foreign fields) replaced by control characters or markup."""
         for name in sorted(self.bases):
             doc0 = self.bases[name]
-            paths = [p for p, v in _paths(doc0) if isinstance(v, str)]
+            paths = [p for p, v in _paths(doc0) if isinstance(v, str) and not _enum(p)]
             # dict keys are strings too: model names in scores and vocab
             for s in HOSTILE_STRINGS[:6]:
                 picked = self.rng.sample(paths, min(len(paths), 3))
                 for path in picked:
                     doc = copy.deepcopy(doc0)
-                    _set(doc, path, s)
-                    if path[:1] == ("nodes",) and path[2:] == ("id",):
-                        # keep the edges and graph ids consistent with the renamed node
-                        old = doc0["nodes"][path[1]]["id"]
-                        _rename(doc, old, s)
+                    _set_string(doc, path, s)
                     node = _node_of(doc, path)
                     yield self._case(name, f"{'.'.join(map(str, path))}={s[:12]!r}", doc, node)
             # every string field of one node at once, and a node id full of controls
@@ -227,8 +223,8 @@ class Generator:
                 new = f"{old}{s}"
                 _rename(doc, old, new)
                 for p, v in list(_paths(doc["nodes"][i])):
-                    if isinstance(v, str) and p and p[-1] != "id":
-                        _set(doc["nodes"][i], p, v + s)
+                    if isinstance(v, str) and p and p[-1] != "id" and not _enum(p):
+                        _set_string(doc, ("nodes", i, *p), v + s)
                 doc["graph"]["model"] = s
                 doc["graph"]["selected"] = new
                 yield self._case(name, f"all-strings {s[:12]!r}", doc, new)
@@ -300,6 +296,27 @@ class Generator:
             for _ in range(self.rng.choice((1, 1, 2, 8))):
                 data[self.rng.randrange(len(data))] = self.rng.randrange(256)
             yield Case(f"{name}:bytes flipped #{k}", bytes(data), node=self._last(name))
+
+
+def _enum(path: tuple[Any, ...]) -> bool:
+    """Strings with a fixed set of values or a format (origins, hex token bytes, the format
+    name): changing them only makes a file that is refused, which other mutations cover."""
+    return (bool(path) and path[-1] in ("origin", "format")) or "token_bytes" in path
+
+
+def _set_string(doc: dict[str, Any], path: tuple[Any, ...], s: str) -> None:
+    """Set a string, keeping the file loadable where the string is a reference: a renamed node
+    keeps its edges, a renamed model keeps its vocabulary table."""
+    old: Any = doc
+    for k in path:
+        old = old[k]
+    _set(doc, path, s)
+    if path[:1] == ("nodes",) and path[2:] == ("id",):
+        _rename(doc, old, s)
+    elif path[-1] == "model" and isinstance(doc["graph"].get("vocab"), dict):
+        table = doc["graph"]["vocab"].get(old)
+        if table is not None:
+            doc["graph"]["vocab"][s] = table
 
 
 def _rename(doc: dict[str, Any], old: str, new: str) -> None:
