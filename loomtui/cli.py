@@ -6,6 +6,7 @@ Errors are one line on stderr (``loomtui: error: ...``) with exit status 2.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from loomtui.core import limits
 from loomtui.core.errors import LoomError
 from loomtui.core.limits import Bound
 from loomtui.core.node import Sampler
-from loomtui.core.text import short, terminal_safe, unescape
+from loomtui.core.text import inline, json_safe, short, terminal_safe, unescape
 from loomtui.core.tree import Tree
 
 COMMANDS = ("open", "show", "tree", "import", "export", "new", "expand", "pick", "type", "branch",
@@ -27,6 +28,26 @@ COMMANDS = ("open", "show", "tree", "import", "export", "new", "expand", "pick",
             "bench", "models", "compare")
 LOCK_WAIT = 120.0
 """Seconds a command that changes a session waits for another loomtui writing it."""
+
+
+def _json(obj: Any) -> str:
+    """One line of strict JSON with no character a terminal would act on. A sum of a file's
+    log-probabilities can overflow to -inf (which JSON cannot hold): written as null."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+    return json_safe(text)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _prob(lp: float | None) -> str:
@@ -53,6 +74,8 @@ def _editing(path: str) -> Iterator[Tree]:
     that changed meanwhile."""
     from loomtui.core import session
 
+    if not os.path.lexists(path):  # no lock file is left beside a session that is not there
+        raise LoomError(f"{path}: no such file")
     with session.locked(path, LOCK_WAIT):
         tree, stamp = session.load_stamped(path)
         revision = tree.revision
@@ -115,10 +138,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     nid = _node_id(tree, args.node)
     info = node_json(tree, nid, args.top)
     if args.json:
-        print(json.dumps(info, ensure_ascii=False))
+        print(_json(info))
         return 0
     n = tree.node(nid)
-    print(f"node {nid}  origin {n.origin}  depth {info['depth']}  children {len(info['children'])}")
+    print(f"node {inline(nid)}  origin {n.origin}  depth {info['depth']}  "
+          f"children {len(info['children'])}")
     bits = []
     if n.sampler is not None:
         s = n.sampler
@@ -165,15 +189,15 @@ def cmd_tree(args: argparse.Namespace) -> int:
         if args.max_depth is not None and rel > args.max_depth:
             continue
         if args.json:
-            print(json.dumps({"id": nid, "depth": depth, "parent": tree.parent(nid),
-                              "text": n.text, "logprob": n.logprob(), "origin": n.origin,
-                              "bookmarked": n.bookmarked}, ensure_ascii=False))
+            print(_json({"id": nid, "depth": depth, "parent": tree.parent(nid),
+                         "text": n.text, "logprob": n.logprob(), "origin": n.origin,
+                         "bookmarked": n.bookmarked}))
         else:
             marks = ("*" if n.bookmarked else " ") + (">" if nid == tree.selected else " ")
             indent = "  " * min(rel, 40) if rel <= 40 else f"{'  ' * 40}[{rel}] "
             lp = n.logprob()
             mean = lp / n.n_tokens if lp is not None and n.n_tokens else None
-            print(f"{indent}{nid} {marks}{n.origin[:4]:4s} {_prob(mean)} "
+            print(f"{indent}{inline(nid)} {marks}{n.origin[:4]:4s} {_prob(mean)} "
                   f"{short(n.text, 60)}")
         stack.extend((k, depth + 1) for k in reversed(tree.children(nid, args.order)))
     return 0
@@ -263,18 +287,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ model commands
-def session_model(name: str) -> str | None:
-    """The session's own model when it can be found here (so a session keeps growing with the
-    model that made it unless --model says otherwise), else None for the default."""
-    from loomtui.backends.models import resolve
-
-    try:
-        resolve(name)
-    except LoomError:
-        return None
-    return name
-
-
 def _engine_spec(args: argparse.Namespace, tree: Tree | None) -> Any:
     """The engine to use: ``--engine`` (``--model`` names its served model), or a configured
     profile matching the session's engine model id; None for a local model. A session alone
@@ -291,7 +303,10 @@ def _notes(pred: Any) -> None:
 
 
 def _predictor(args: argparse.Namespace, tree: Tree | None = None) -> Any:
+    """The model for a command: --model, else the session's own model when loomtui may load
+    it because a file names it (``models.trusted_session_model``), else the default."""
     from loomtui.backends import load_predictor
+    from loomtui.backends.models import trusted_session_model
 
     spec = _engine_spec(args, tree)
     if spec is not None:
@@ -299,13 +314,20 @@ def _predictor(args: argparse.Namespace, tree: Tree | None = None) -> Any:
 
         return connect(spec)
     model = getattr(args, "model", None)
+    refused = None
     if model is None and tree is not None and tree.model:
-        model = session_model(tree.model)
+        model = trusted_session_model(tree.model)
+        refused = tree.model if model is None else None
     pred = load_predictor(model, threads=args.threads, device=args.device, dtype=args.dtype)
     if tree is not None and tree.model and tree.model != pred.model_id:
-        print(f"loomtui: note: session was scored by {terminal_safe(tree.model)}; using "
-              f"{pred.model_id} (stored distributions keep the model that made them)",
-              file=sys.stderr)
+        named = short(tree.model, 80)
+        if refused is not None:
+            note = (f"the session names the model {named!r}, which is not a bundled or "
+                    f"configured model (give it with --model to use it); using {pred.model_id}")
+        else:
+            note = (f"session was scored by {named}; using {pred.model_id} (stored "
+                    "distributions keep the model that made them)")
+        print(f"loomtui: note: {note}", file=sys.stderr)
     return pred
 
 
@@ -409,7 +431,7 @@ def _edit(args: argparse.Namespace, fn: Callable[[Tree, str], Any]) -> int:
         result = fn(tree, nid)
         for line in result if isinstance(result, list) else [result]:
             if line is not None:
-                print(line)
+                print(inline(line))  # ids from the file: controls made visible
     return 0
 
 
@@ -951,6 +973,14 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+@functools.cache
+def _parser(version: str) -> argparse.ArgumentParser:
+    """The parser, built once per process (building it costs more than most commands)."""
+    parser = build_parser()
+    parser.add_argument("--version", action="version", version=f"loomtui {version}")
+    return parser
+
+
 def _route(argv: list[str]) -> list[str]:
     """``loomtui [SESSION] [options]`` opens the app; anything else must be a command."""
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
@@ -973,8 +1003,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LoomError as exc:
         print(f"loomtui: error: {exc}", file=sys.stderr)
         return 2
-    parser = build_parser()
-    parser.add_argument("--version", action="version", version=f"loomtui {__version__}")
+    parser = _parser(__version__)
     try:
         args = parser.parse_args(argv)
         if getattr(args, "require_node", False) and args.node is None:
@@ -982,7 +1011,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              f"(see loomtui {args.command} --help)")
         return int(args.func(args) or 0)
     except LoomError as exc:
-        print(f"loomtui: error: {terminal_safe(str(exc))}", file=sys.stderr)
+        print(f"loomtui: error: {inline(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("loomtui: interrupted", file=sys.stderr)

@@ -10,16 +10,18 @@ _LOADED: dict[tuple[str, str, str], Any] = {}
 def load_predictor(name: str | None = None, *, threads: int | None = None, device: str = "auto",
                    dtype: str = "float32", kv_budget_mb: int = 256) -> Any:
     """A :class:`TransformersPredictor` for ``name`` (see ``models.resolve``), loaded once per
-    process. ``threads`` sets torch's CPU thread count."""
+    process. ``threads`` sets torch's CPU thread count. The name is resolved before torch is
+    imported, so a model that is not there is a quick one-line ModelError."""
+    from loomtui.backends.models import resolve
+
+    spec = resolve(name)  # a model that is not there is reported before torch is imported
     import torch
 
     from loomtui.backends.loading import load_model
-    from loomtui.backends.models import resolve
     from loomtui.backends.transformers_backend import TransformersPredictor
 
     if threads:
         torch.set_num_threads(threads)
-    spec = resolve(name)
     key = (str(spec.path / (spec.gguf_file or "")) + (spec.local_only_hub_id or ""), device, dtype)
     pred = _LOADED.get(key)
     if pred is None:

@@ -21,6 +21,15 @@ from loomtui.core.errors import ModelError
 def pick_device(device: str = "auto") -> str:
     import torch
 
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("--device cuda: CUDA is not available to this torch "
+                         f"({torch.__version__}); use --device cpu or auto")
+    if device == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ModelError("--device mps: MPS is not available here; use --device cpu or auto")
+    if device not in ("auto", "cpu", "cuda", "mps"):
+        raise ModelError(f"unknown device {device!r:.40}; use auto, cpu, cuda or mps")
     if device != "auto":
         return device
     if torch.cuda.is_available():
@@ -90,6 +99,7 @@ def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32") ->
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
         raise ModelError(f"unknown dtype {dtype!r}; use float32, bfloat16 or float16")
+    dev = pick_device(device)  # before the weights are read: a bad device fails at once
     try:
         path: Path | str = spec.path
         if spec.gguf_file:
@@ -111,7 +121,6 @@ def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32") ->
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ModelError(f"{spec.model_id}: cannot load model: {type(exc).__name__}: "
                          f"{first[:200]}") from None
-    dev = pick_device(device)
     model.to(dev)
     model.eval()
     return model, tok

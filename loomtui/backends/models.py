@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,45 @@ def resolve(name: str | None) -> ModelSpec:
     raise ModelError(
         f"{name}: unknown model; give a directory, a .gguf file, a cached hub id, "
         f"'{BUNDLED}' or '{SMOLLM2}'")
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
+
+
+def trusted_session_model(name: str | None) -> str | None:
+    """The model a session file names, if loomtui may load it because the file names it.
+
+    A session is untrusted input: it may name any local path (or, later, a URL). Its model is
+    used only when it is a bundled or installed model (``bard``, SmolLM2) that is here, the
+    model the user configured (``LOOMTUI_MODEL`` or the config file), or a hub id already in
+    the local Hugging Face cache; otherwise None (use the default, and say so).
+    """
+    if not name:
+        return None
+    try:
+        configured = configured_model()
+    except ModelError:
+        configured = None
+    if name == configured or name in (BUNDLED, SMOLLM2, SMOLLM2_ID):
+        try:
+            resolve(name)
+        except ModelError:
+            return None
+        return name
+    if _HUB_ID.fullmatch(name) and ".." not in name and not Path(name).exists() and (
+            _in_hub_cache(name)):
+        return name
+    return None
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # an id the hub library refuses, or no hub library
+        return False
+    return isinstance(found, str)
 
 
 def describe_models() -> list[str]:

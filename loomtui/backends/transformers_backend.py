@@ -217,6 +217,9 @@ class TransformersPredictor:
         for nid, text, token_ids, model, unscored, kept in raw:
             fresh = token_ids is None
             ids = self._ids_of(nid, text, token_ids, model)
+            if ids and max(ids) >= self.vocab_size:  # a file's ids, checked before the model
+                raise TreeError(f"node {nid!r:.40}: token id {max(ids)} is outside the "
+                                f"vocabulary of {self.model_id} ({self.vocab_size} tokens)")
             scores = fresh or (self._ours(token_ids, model) and unscored)
             out.append(_Seen(nid, text, ids, fresh, scores))
             if fresh:  # untokenised nodes take this model's tokens; others' scores are kept

@@ -23,8 +23,10 @@ def export_branch(tree: Tree, node_id: str, fmt: ExportFormat = "text") -> str:
         meta.append(f"- model: `{tree.model}`")
     n_tokens = sum(tree.node(nid).n_tokens for nid in path[1:])
     if lp is not None and n_tokens:
+        mean = -lp / n_tokens  # over 709, exp overflows (a file's log-probabilities can be
+        ppl = f"{math.exp(mean):.2f}" if mean < 700 else "over 1e304"  # as low as -1e308)
         meta.append(f"- log-probability of the continuation: {lp:.3f} over {n_tokens} tokens "
-                    f"(perplexity {math.exp(-lp / n_tokens):.2f})")
+                    f"(perplexity {ppl})")
     lines += [*meta, "", "```text", text.replace("```", "`\u200b``"), "```", "", "## Segments", ""]
     for nid in path:
         n = tree.node(nid)

@@ -23,6 +23,9 @@ MAX_STOP_CHARS = 256
 MAX_SESSION_BYTES = 2 * 2**30
 """Sessions are regular files of at most 2 GiB (``--max-size`` or LOOMTUI_MAX_SESSION_MB)."""
 MAX_TOP_K = 2**31
+MAX_FOREIGN_DEPTH = 128
+"""Other looms' fields (``foreign``) nest at most this deep: the JSON writer stops at 254
+levels, and a session that loads must also save."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,13 @@ def visible(text: str) -> str:
     return text.translate(_VISIBLE_TABLE) if text else "∅"
 
 
+def json_safe(json_text: str) -> str:
+    """A JSON text with the characters a terminal acts on (C1, DEL, bidirectional controls,
+    line separators; C0 is escaped by any JSON encoder) written as ``\\uXXXX`` escapes: the
+    same JSON value, safe to print. Such characters only occur inside JSON strings."""
+    return _ANY_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", json_text)
+
+
 def short(text: str, width: int) -> str:
     """:func:`inline`, cut to ``width`` characters with an ellipsis."""
     s = inline(text)

@@ -28,6 +28,7 @@ from loomtui.core import grow, session
 from loomtui.core.errors import LoomError, SessionError
 from loomtui.core.history import Patch
 from loomtui.core.node import Alternatives, Node, Sampler
+from loomtui.core.text import short
 from loomtui.core.tree import ChildOrder, Tree
 from loomtui.ui import keys
 from loomtui.ui.commands import LoomCommands
@@ -254,6 +255,7 @@ class LoomApp(App[int]):
         try:
             from loomtui.backends import load_predictor
             from loomtui.backends.engine_config import choose, parse_model_id
+            from loomtui.backends.models import trusted_session_model
 
             made_by = self.loom.model if self.loom is not None else None
             spec = choose(self.engine, self.model_name, made_by)
@@ -261,8 +263,9 @@ class LoomApp(App[int]):
                 from loomtui.backends.engine import connect
 
                 pred = connect(spec)
-            else:  # never a URL the session names by itself
-                name = self.model_name or (None if parse_model_id(made_by) else made_by)
+            else:  # never a URL or a local path that the session names by itself
+                name = self.model_name or (
+                    None if parse_model_id(made_by) else trusted_session_model(made_by))
                 pred = load_predictor(name, threads=self.threads, device=self.device,
                                       dtype=self.dtype)
         except Exception as exc:
@@ -278,8 +281,8 @@ class LoomApp(App[int]):
             if tree.model is None:
                 tree.model = self.pred.model_id
             elif tree.model != self.pred.model_id:
-                self.notify(f"session was scored by {tree.model}; using {self.pred.model_id}",
-                            severity="warning")
+                self.notify(f"session was scored by {short(tree.model, 80)}; using "
+                            f"{self.pred.model_id}", severity="warning", markup=False)
             self.show_selection()
         self.refresh_bindings()
 
@@ -300,7 +303,7 @@ class LoomApp(App[int]):
     def report(self, what: str, error: str) -> None:
         """Show a one-line error as a notification; the app keeps running."""
         self.last_error = error
-        self.notify(error, title=f"{what} failed", severity="error", timeout=8)
+        self.notify(error, title=f"{what} failed", severity="error", timeout=8, markup=False)
 
     def on_task_failed(self, message: TaskFailed) -> None:
         self.report(message.what, message.error)

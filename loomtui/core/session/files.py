@@ -122,6 +122,9 @@ def locked(path: str | os.PathLike[str], timeout: float = LOCK_TIMEOUT) -> Itera
     then sees the first one's change. Where the directory cannot hold a lock file (read-only),
     there is nothing to write either, and the lock is skipped.
     """
+    target = target_of(Path(path))
+    if target.exists() and not target.is_file():  # no lock file beside a device or a FIFO
+        raise SessionError(path, "is not a regular file (a directory, pipe, device or socket)")
     lp = lock_path(Path(path))
     key = str(lp.resolve()) if lp.parent.exists() else str(lp)
     with _locks_guard:

@@ -402,7 +402,23 @@ def _d_scores(raw: Any, ctx: Ctx) -> dict[str, TokenScores]:
 def _d_foreign(raw: Any, ctx: Ctx) -> dict[str, Any]:
     if type(raw) is not dict:
         fail(f"{ctx.where} must be an object")
+    if raw and not _shallow(raw, limits.MAX_FOREIGN_DEPTH):
+        fail(f"{ctx.where} is nested deeper than {limits.MAX_FOREIGN_DEPTH} levels")
     return raw
+
+
+def _shallow(value: Any, limit: int) -> bool:
+    """Whether lists and objects in ``value`` nest at most ``limit`` deep (iteratively)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        t = type(v)
+        if t is not dict and t is not list:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((c, depth + 1) for c in (v.values() if t is dict else v))
+    return True
 
 
 DECODERS: dict[str, Callable[[Any, Ctx], Any]] = {
@@ -536,6 +552,8 @@ def tree_from_json(data: object) -> Tree:
     foreign = g.get("foreign", {})
     if type(foreign) is not dict or (foreign and version < 2):
         fail("graph.foreign must be an object (format version 2)")
+    if foreign and not _shallow(foreign, limits.MAX_FOREIGN_DEPTH):
+        fail(f"graph.foreign is nested deeper than {limits.MAX_FOREIGN_DEPTH} levels")
     tree.foreign = foreign
     return tree
 
