@@ -362,6 +362,28 @@ class Tree:
         return fork
 
     @_locked
+    def edit_root(self, text: str) -> Node:
+        """Change the prompt in place, as one undo step. Its tokens and scores go (they are
+        recomputed); every descendant's distribution goes (recomputed when next shown) and a
+        descendant with token scores is tagged ``stale`` (they followed the old prompt)."""
+        if not text:
+            raise TreeError("the prompt is empty")
+        with self.transaction("edit prompt"):
+            self._set_op(self.root_id, {
+                "text": text, "token_ids": None, "token_offsets": None, "token_logprobs": None,
+                "alternatives": None, "distribution": None, "token_bytes": None})
+            for nid in self.subtree(self.root_id)[1:]:
+                node = self._nodes[nid]
+                fields: dict[str, Any] = {}
+                if node.distribution is not None:
+                    fields["distribution"] = None
+                if node.token_logprobs is not None and "stale" not in node.tags:
+                    fields["tags"] = [*node.tags, "stale"]
+                if fields:
+                    self._set_op(nid, fields)
+        return self.root
+
+    @_locked
     def split(self, node_id: str, at_token: int | None = None, at_char: int | None = None) -> Node:
         """Split a node in two at a token index (or a character offset for untokenised text).
 
