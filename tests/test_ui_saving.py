@@ -1,0 +1,133 @@
+"""Background saves: a forked snapshot or a thread writes the same bytes; a file another
+program changed is never written over; quit waits for the save; save as asks first."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input
+
+from loomtui.bench.synthetic import make_tree
+from loomtui.core import session
+from loomtui.ui import session_io
+from loomtui.ui.app import LoomApp, finish
+from loomtui.ui.demo import demo_tree
+from loomtui.ui.saver import write_session
+from loomtui.ui.screens.prompt import Choose
+from loomtui.ui.session_io import ConflictError, FileStamp
+
+SIZE = (120, 36)
+
+
+async def settle(pilot) -> None:
+    for _ in range(3):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_write_session_writes_the_snapshot_and_checks_identity(tmp_path, fork):
+    tree = make_tree(300)
+    path = tmp_path / "s.json"
+    written = write_session(tree, path, None, fork=fork)
+    assert path.read_bytes() == session.dumps(tree)
+    assert written.stamp == FileStamp.of(path) and written.revision == tree.revision
+    tree.set_bookmark(tree.root_id, True)
+    again = write_session(tree, path, written.stamp, fork=fork)
+    assert session.load(path).root.bookmarked
+    path.write_bytes(path.read_bytes() + b" ")  # another program changes the file
+    changed = path.read_bytes()
+    with pytest.raises(ConflictError, match="changed by another program"):
+        write_session(tree, path, again.stamp, fork=fork)
+    assert path.read_bytes() == changed  # not written over
+    with pytest.raises(ConflictError, match="created by another program"):
+        write_session(tree, path, None, fork=fork)  # we expected no file there
+    assert path.read_bytes() == changed
+
+
+def test_a_failed_encode_is_one_line(tmp_path):
+    tree = demo_tree()
+    tree.seed = 10**23  # over 64 bits: orjson cannot write it
+    with pytest.raises(session_io.SessionError, match="cannot save") as info:
+        write_session(tree, tmp_path / "s.json", None, fork=True)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "s.json").exists()
+
+
+async def test_app_never_writes_over_a_file_changed_on_disk(tmp_path):
+    path = tmp_path / "s.json"
+    session.save(demo_tree(), path)
+    tree, stamp = session_io.load_stamped(path)
+    app = LoomApp(tree=tree, path=path, stamp=stamp)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        other = session.load(path)
+        other.set_note(other.root_id, "written by another program")
+        session.save(other, path)
+        theirs = path.read_bytes()
+        await pilot.press("b")  # a change: the autosave finds the file changed
+        await settle(pilot)
+        assert app.conflict and path.read_bytes() == theirs
+        assert isinstance(app.screen, Choose)
+        assert "changed by another program" in (app.last_error or "")
+        await pilot.press("r")  # reload
+        await settle(pilot)
+        assert app.loom.root.note == "written by another program" and not app.conflict
+        await pilot.press("b")
+        await settle(pilot)
+        assert session.load(path).node(app.loom.selected).bookmarked
+
+
+async def test_quit_waits_for_the_save(tmp_path):
+    path = tmp_path / "s.json"
+    tree = make_tree(2000)
+    app = LoomApp(tree=tree, path=path, autosave_delay=0.3)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("b", "q")
+        await settle(pilot)
+    assert app.return_code == 0
+    assert session.load(path).node(tree.selected).bookmarked
+
+
+async def test_save_as_asks_before_overwriting(tmp_path):
+    path, other = tmp_path / "a.json", tmp_path / "b.json"
+    session.save(make_tree(10), other)
+    before = other.read_bytes()
+    app = LoomApp(tree=demo_tree(), path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("W")
+        app.screen.query_one(Input).value = str(other)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, Choose)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert other.read_bytes() == before and app.path == path
+        await pilot.press("W")
+        app.screen.query_one(Input).value = str(other)
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(pilot)
+        assert app.path == other and len(session.load(other)) == len(app.loom)
+
+
+async def test_a_crash_exits_non_zero_with_the_session_saved(tmp_path):
+    path = tmp_path / "s.json"
+    tree = demo_tree()
+    app = LoomApp(tree=tree, path=path, autosave=False)
+    with pytest.raises(RuntimeError, match="boom"):
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("b")
+            screen = app.loom_screen
+
+            def boom() -> None:
+                raise RuntimeError("boom")
+
+            screen.action_root = boom  # a bug in a key's handler
+            await pilot.press("g")
+            await pilot.pause()
+    assert finish(app) == 1
+    assert session.load(path).node(tree.selected).bookmarked
