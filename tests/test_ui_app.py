@@ -14,12 +14,12 @@ from loomtui.core import session
 from loomtui.core.grow import new_tree
 from loomtui.core.node import Sampler
 from loomtui.core.tree import Tree
+from loomtui.ui import compat
 from loomtui.ui.app import LoomApp, new_session_path
 from loomtui.ui.demo import demo_tree
 from loomtui.ui.screens.help import HelpScreen
-from loomtui.ui import compat
 from loomtui.ui.screens.loom import LoomScreen
-from loomtui.ui.screens.prompt import Choose, LinePrompt, PromptScreen, TextPrompt
+from loomtui.ui.screens.prompt import Choose, PromptScreen, TextPrompt
 from loomtui.ui.screens.sampler import SamplerScreen, parse_settings
 from loomtui.ui.widgets.distribution_panel import TokenList
 from loomtui.ui.widgets.tree_view import Line
@@ -377,7 +377,8 @@ def test_parse_settings_messages():
     base = Sampler()
     values = {"n": "2", "max_tokens": "x", "temperature": "1", "top_p": "1", "top_k": "0",
               "min_p": "0", "seed": "", "stop": ""}
-    with pytest.raises(ValueError, match=r"max tokens must be an integer in \[1, 2\*\*31\), got 'x'"):
+    with pytest.raises(ValueError,
+                       match=r"max tokens must be an integer in \[1, 2\*\*31\), got 'x'"):
         parse_settings(values, base)
     values["max_tokens"] = "0"
     with pytest.raises(ValueError, match=r"max tokens must be an integer in \[1, "):

@@ -25,33 +25,50 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
-@pytest.mark.parametrize("fork", [True, False])
-def test_write_session_writes_the_snapshot_and_checks_identity(tmp_path, fork):
+@pytest.mark.parametrize("mode", ["steps", "fork", "thread"])
+def test_write_session_writes_the_snapshot_and_checks_identity(tmp_path, mode):
     tree = make_tree(300)
     path = tmp_path / "s.json"
-    written = write_session(tree, path, None, fork=fork)
+    written = write_session(tree, path, None, mode=mode)
     assert path.read_bytes() == session.dumps(tree)
     assert written.stamp == FileStamp.of(path) and written.revision == tree.revision
     tree.set_bookmark(tree.root_id, True)
-    again = write_session(tree, path, written.stamp, fork=fork)
+    again = write_session(tree, path, written.stamp, mode=mode)
     assert session.load(path).root.bookmarked
     path.write_bytes(path.read_bytes() + b" ")  # another program changes the file
     changed = path.read_bytes()
     with pytest.raises(ConflictError, match="changed by another program"):
-        write_session(tree, path, again.stamp, fork=fork)
+        write_session(tree, path, again.stamp, mode=mode)
     assert path.read_bytes() == changed  # not written over
     with pytest.raises(ConflictError, match="created by another program"):
-        write_session(tree, path, None, fork=fork)  # we expected no file there
+        write_session(tree, path, None, mode=mode)  # we expected no file there
     assert path.read_bytes() == changed
 
 
-def test_a_failed_encode_is_one_line(tmp_path):
+@pytest.mark.parametrize("mode", ["steps", "fork", "thread"])
+def test_a_failed_encode_is_one_line(tmp_path, mode):
     tree = demo_tree()
     tree.seed = 10**23  # over 64 bits: orjson cannot write it
     with pytest.raises(session_io.SessionError, match="cannot save") as info:
-        write_session(tree, tmp_path / "s.json", None, fork=True)
+        write_session(tree, tmp_path / "s.json", None, mode=mode)
     assert "\n" not in str(info.value)
     assert not (tmp_path / "s.json").exists()
+
+
+def test_encoding_in_steps_is_the_same_bytes_and_restarts_on_a_change():
+    tree = make_tree(500)
+    data, revision, _ = session_io.encode_in_steps(tree, step=10)
+    assert data == session.dumps(tree) and revision == tree.revision
+    steps = []
+
+    def edit_midway() -> None:  # another thread edits the tree between two steps
+        steps.append(1)
+        if len(steps) == 3:
+            tree.set_bookmark(tree.root_id, True)
+
+    data, revision, _ = session_io.encode_in_steps(tree, step=10, pause=edit_midway)
+    assert data == session.dumps(tree) and revision == tree.revision
+    assert session.loads(data).root.bookmarked and len(steps) > 50 + 3
 
 
 async def test_app_never_writes_over_a_file_changed_on_disk(tmp_path):

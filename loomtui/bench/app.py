@@ -196,7 +196,7 @@ async def _keys_while(pilot, busy, start, keys: list[str], want: int) -> list[fl
 
 async def bench_autosave(n: int = 40000, presses: int = 60) -> None:
     """Navigation keys while an autosave of an ``n``-node session runs (autosave on), against
-    the same keys at rest; the save as a forked snapshot and as a thread alone."""
+    the same keys at rest; for each way of saving (see :mod:`loomtui.ui.saver`)."""
     import os
     import tempfile
     from pathlib import Path
@@ -214,24 +214,29 @@ async def bench_autosave(n: int = 40000, presses: int = 60) -> None:
             rest = await _keys(pilot, keys * (presses // len(keys)))
             print(_summary(f"keys at rest, {n:,} nodes", rest, 50), flush=True)
             screen = app.loom_screen
-            for mode in ("1", "0"):
-                os.environ["LOOMTUI_SAVE_FORK"] = mode
-                saves = []
+            saves: list[float] = []
 
-                async def start() -> None:
-                    await app.workers.wait_for_complete()
-                    t0 = time.perf_counter()
-                    screen.action_bookmark()  # a change: autosave follows after the delay
-                    while not app.saving and time.perf_counter() - t0 < 5:
-                        await asyncio.sleep(0.001)
-                    saves.append(t0)
+            async def start() -> None:
+                await app.workers.wait_for_complete()
+                t0 = time.perf_counter()
+                screen.action_bookmark()  # a change: autosave follows after the delay
+                while not app.saving and time.perf_counter() - t0 < 5:
+                    await asyncio.sleep(0.001)
+                saves.append(t0)
 
+            for mode in ("steps", "fork", "thread"):
+                os.environ["LOOMTUI_SAVE"] = mode
+                saves.clear()
+                t0 = time.perf_counter()
+                await start()
+                while app.saving:
+                    await asyncio.sleep(0.005)
+                alone = time.perf_counter() - t0 - AUTOSAVE_DELAY
                 during = await _keys_while(pilot, lambda: app.saving, start, keys, presses)
                 await app.workers.wait_for_complete()
-                how = "forked snapshot" if mode == "1" else "thread only"
-                print(_summary(f"keys during autosave ({how})", during, 50)
-                      + f"  [{len(saves)} saves]", flush=True)
-            os.environ.pop("LOOMTUI_SAVE_FORK", None)
+                print(_summary(f"keys during autosave ({mode})", during, 50)
+                      + f"  [{len(saves)} saves; one save alone {alone:.1f} s]", flush=True)
+            os.environ.pop("LOOMTUI_SAVE", None)
 
 
 async def bench_model_work(threads: int, presses: int = 60) -> None:
@@ -284,8 +289,8 @@ from loomtui.ui.demo import demo_tree
 async def main():
     app = LoomApp(tree=demo_tree(), model="bard", load_model=True, autosave=False, threads=1)
     first = []
-    async with app.run_test(size=(120, 36)) as pilot:
-        compat.hook_frames(app, lambda: first or first.append(time.time()))
+    compat.hook_frames(app, lambda: first or first.append(time.time()))
+    async with app.run_test(size=(120, 36)):
         while not first:
             await asyncio.sleep(0.001)
         torch_at_frame = "torch" in sys.modules

@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
+from textual import events
 from textual.app import App
 from textual.binding import BindingType
 from textual.timer import Timer
@@ -29,6 +30,7 @@ from loomtui.core.text import inline, short
 from loomtui.core.tree import Tree
 from loomtui.ui import keys, session_io
 from loomtui.ui.commands import LoomCommands
+from loomtui.ui.format import plural
 from loomtui.ui.saver import Written, write_session
 from loomtui.ui.screens.help import HelpScreen
 from loomtui.ui.screens.loom import LoomScreen, one_line
@@ -36,13 +38,15 @@ from loomtui.ui.screens.prompt import Choose, LinePrompt, PromptScreen, confirm_
 from loomtui.ui.session_io import ConflictError, FileStamp
 
 AUTOSAVE_DELAY = 0.3
+BUSY_WINDOW = 0.25
+"""A background save pauses while a key was pressed within this many seconds."""
 
 
 class LoomApp(App[int]):
     """A loom over one session. Construct with a tree and predictor for tests, or let it load
     the model in a worker (``load_model=True``)."""
 
-    CSS_PATH = "loom.tcss"
+    CSS_PATH = Path(__file__).with_name("loom.tcss")
     TITLE = "loomtui"
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings(app=True)  # type: ignore[assignment]
     COMMANDS = App.COMMANDS | {LoomCommands}
@@ -89,9 +93,12 @@ class LoomApp(App[int]):
         """The file changed under us: autosave stops until a reload or a save as."""
         self.quitting = False
         self.last_error: str | None = None
+        self.said: list[str] = []
+        """The last notifications (not errors), newest last."""
         self.last_saved: Written | None = None
         self._autosave_timer: Timer | None = None
         self._saving_tree: Tree | None = None
+        self.last_key = 0.0
 
     # ------------------------------------------------------------------ screens
     @property
@@ -170,6 +177,13 @@ class LoomApp(App[int]):
         if screen is not None and screen.is_mounted:
             screen.update_status()
 
+    def say(self, message: str, *, severity: str = "information", timeout: float = 3) -> None:
+        """A notification whose text is never parsed as markup (the last few are kept)."""
+        self.said.append(message)
+        del self.said[:-20]
+        self.notify(inline(message), severity=severity,  # type: ignore[arg-type]
+                    timeout=timeout, markup=False)
+
     def report(self, what: str, error: str) -> None:
         """Show a one-line error as a notification (never parsed as markup)."""
         self.last_error = error
@@ -207,10 +221,10 @@ class LoomApp(App[int]):
         if tree.model is None:
             tree.model = self.pred.model_id
         elif tree.model != self.pred.model_id:
-            self.notify(f"this session was made by {short(tree.model, 40)}; the loaded model "
-                        f"is {short(self.pred.model_id, 40)}: its picks are re-tokenised "
-                        f"(start with --model {short(tree.model, 40)} to use that one)",
-                        severity="warning", timeout=10, markup=False)
+            self.say(f"this session was made by {short(tree.model, 40)}; the loaded model "
+                     f"is {short(self.pred.model_id, 40)}: its picks are re-tokenised "
+                     f"(start with --model {short(tree.model, 40)} to use that one)",
+                     severity="warning", timeout=10)
 
     # ------------------------------------------------------------------ workers
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -229,8 +243,7 @@ class LoomApp(App[int]):
             else:
                 tree, path, stamp = worker.result
                 self.show_tree(tree, path, stamp)
-                self.notify(f"opened {inline(str(path))} ({len(tree):,} nodes)", timeout=3,
-                            markup=False)
+                self.say(f"opened {path} ({plural(len(tree), 'node')})")
 
     # ------------------------------------------------------------------ saving
     @property
@@ -267,10 +280,25 @@ class LoomApp(App[int]):
         self.saving = True
         expect = self.file_stamp if path == self.path else None
         tree = self._saving_tree = self.loom
-        self.run_worker(lambda: write_session(tree, path, expect, check=check), thread=True,
-                        exclusive=True, group="save", name="save", exit_on_error=False)
+        self.run_worker(lambda: write_session(tree, path, expect, check=check,
+                                              pause=self._while_busy),
+                        thread=True, exclusive=True, group="save", name="save",
+                        exit_on_error=False)
         self._status()
         return True
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.last_key = time.monotonic()
+        await super().on_event(event)
+
+    def _while_busy(self) -> None:
+        """Between a background save's steps (worker thread): give up the GIL, and wait
+        while keys are being pressed (the save can wait; the screen cannot). A quit does
+        not wait."""
+        time.sleep(0)
+        while not self.quitting and time.monotonic() - self.last_key < BUSY_WINDOW:
+            time.sleep(0.01)
 
     def _saved(self, written: Written | None, error: BaseException | None) -> None:
         self.saving = False

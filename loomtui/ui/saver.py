@@ -1,11 +1,17 @@
 """Writing a session without holding up the screen.
 
 Serialising a big session is seconds of CPU (40,000 nodes with distributions: tens of MB of
-JSON), and ``orjson.dumps`` holds the GIL for all of it, so a thread alone still freezes the
-event loop. Where the platform can fork, the snapshot is taken by ``fork()``: the parent holds
-the tree's lock only for the fork itself; the child process encodes and writes its copy-on-write
-view of the tree and reports the new file identity through a pipe. Elsewhere (or with
-``LOOMTUI_SAVE_FORK=0``) the encoding runs in the calling thread.
+JSON), and ``orjson.dumps`` holds the GIL for all of it, so encoding in one call on a thread
+still freezes the event loop. Three ways, chosen by ``LOOMTUI_SAVE`` (the benchmark compares
+them):
+
+* ``steps`` (the default): encode a few hundred nodes at a time on the worker thread, holding
+  the tree's lock and the GIL for one step only, and waiting between steps while the user is
+  pressing keys; a change between steps starts the encoding again (see
+  :func:`session_io.encode_in_steps`).
+* ``fork``: ``fork()`` and let the child encode its copy-on-write view and write the file; the
+  parent holds the lock only for the fork (whose cost grows with the process's memory).
+* ``thread``: one :func:`session_io.encode` call on the worker thread.
 
 Call :func:`write_session` from a thread worker; it blocks until the file is written.
 """
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +28,13 @@ import orjson
 
 from loomtui.core.errors import SessionError
 from loomtui.core.tree import Tree
-from loomtui.ui.session_io import ConflictError, FileStamp, encode, write_bytes
+from loomtui.ui.session_io import (
+    ConflictError,
+    FileStamp,
+    encode,
+    encode_in_steps,
+    write_bytes,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,20 +47,32 @@ class Written:
     stamp: FileStamp
 
 
-def use_fork() -> bool:
-    return hasattr(os, "fork") and os.environ.get("LOOMTUI_SAVE_FORK", "1") != "0"
+MODES = ("steps", "fork", "thread")
+
+
+def save_mode() -> str:
+    mode = os.environ.get("LOOMTUI_SAVE", "steps")
+    if mode not in MODES or (mode == "fork" and not hasattr(os, "fork")):
+        return "steps"
+    return mode
 
 
 def write_session(tree: Tree, path: Path, expect: FileStamp | None, *, check: bool = True,
-                  fork: bool | None = None) -> Written:
-    """Snapshot ``tree`` and write it to ``path`` (see :func:`session_io.write_bytes`).
+                  mode: str | None = None, pause: Callable[[], None] | None = None
+                  ) -> Written:
+    """Snapshot ``tree`` and write it to ``path`` (see :func:`session_io.write_bytes`);
+    ``pause`` is called between encoding steps (it may wait while the user is busy).
 
     Raises :class:`ConflictError` or :class:`SessionError` with a one-line message."""
-    if fork if fork is not None else use_fork():
+    mode = mode or save_mode()
+    if mode == "fork":
         return _write_forked(tree, path, expect, check)
-    with tree.lock:
-        revision, selected = tree.revision, tree.selected
-        data = encode(tree)
+    if mode == "steps":
+        data, revision, selected = encode_in_steps(tree, pause=pause)
+    else:
+        with tree.lock:
+            revision, selected = tree.revision, tree.selected
+            data = encode(tree)
     return Written(path, revision, selected, write_bytes(path, data, expect=expect,
                                                            check=check))
 

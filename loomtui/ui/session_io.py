@@ -9,13 +9,17 @@ file another process changed since we loaded or last wrote it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import filelock
+import orjson
 
 from loomtui.core import session as _session
 from loomtui.core.errors import SessionError
@@ -60,6 +64,74 @@ def encode(tree: Tree) -> bytes:
         return _session.dumps(tree)
     except Exception as exc:  # orjson: an integer over 64 bits, a lone surrogate
         raise SessionError("<session>", f"cannot save: {exc}") from None
+
+
+class _Changed(Exception):
+    """The tree changed between two steps of an encoding."""
+
+
+STEP_NODES = 256
+"""Nodes encoded per step of :func:`encode_in_steps` (a few milliseconds of GIL)."""
+
+
+def encode_in_steps(tree: Tree, *, step: int = STEP_NODES,
+                    pause: Callable[[], None] | None = None, restarts: int = 3
+                    ) -> tuple[bytes, int, str]:
+    """The bytes of :func:`encode` (and the revision and selection they hold), made ``step``
+    nodes at a time: the tree's lock is held for one step only and the GIL is given up
+    between steps (``pause`` may wait longer, while the user is busy). When the tree changes
+    between steps the encoding starts again; after ``restarts`` it is made in one step."""
+    for attempt in range(restarts + 1):
+        try:
+            return _encode_steps(tree, step if attempt < restarts else 0, pause)
+        except _Changed:
+            continue
+    raise AssertionError("unreachable")  # the last attempt is one step
+
+
+def _encode_steps(tree: Tree, step: int, pause: Callable[[], None] | None
+                  ) -> tuple[bytes, int, str]:
+    w = _session._Writer()
+    parts: list[bytes] = []
+    edges: list[dict[str, str]] = []
+    with tree.lock:
+        revision, selected = tree.revision, tree.selected
+        order = tree.iter_preorder()
+    while True:
+        if pause is not None:
+            pause()
+        else:
+            time.sleep(0)  # let the event loop have the GIL
+        with tree.lock:
+            if tree.revision != revision:
+                raise _Changed
+            batch = []
+            for nid, _ in (itertools.islice(order, step) if step else order):
+                batch.append(_session.node_to_json(tree.node(nid), w))
+                parent = tree.parent(nid) if nid != tree.root_id else None
+                if parent is not None:
+                    edges.append({"source": parent, "target": nid})
+            if batch:
+                try:
+                    parts.append(orjson.dumps(batch)[1:-1])
+                except orjson.JSONEncodeError as exc:  # an integer over 64 bits...
+                    raise SessionError("<session>", f"cannot save: {exc}") from None
+            if step and len(batch) == step:
+                continue
+            graph = {
+                "format": _session.FORMAT, "version": _session.VERSION, "root": tree.root_id,
+                "selected": tree.selected, "model": tree.model,
+                "sampler": tree.sampler.to_json(), "seed": tree.seed,
+                "vocab": w.vocab_json(), "created": tree.created, "modified": tree.modified,
+            }
+            break
+    try:
+        data = b"".join([b'{"directed":true,"multigraph":false,"graph":', orjson.dumps(graph),
+                         b',"nodes":[', b",".join(parts), b'],"edges":', orjson.dumps(edges),
+                         b"}"])
+    except orjson.JSONEncodeError as exc:
+        raise SessionError("<session>", f"cannot save: {exc}") from None
+    return data, revision, selected
 
 
 def _lock_path(path: Path) -> Path:

@@ -103,8 +103,7 @@ class LoomScreen(Screen[None]):
 
     def say(self, message: str, *, severity: str = "information", timeout: float = 3) -> None:
         """A notification whose text is never parsed as markup."""
-        self.app.notify(inline(message), severity=severity,  # type: ignore[arg-type]
-                        timeout=timeout, markup=False)
+        self.loom_app.say(message, severity=severity, timeout=timeout)
 
     def report(self, what: str, error: str) -> None:
         self.loom_app.report(what, error)
