@@ -64,7 +64,7 @@ async def test_main_screen_shows_tree_branch_and_distribution(bard_tree, pred, t
         await settle(pilot)
         rows = screen(app).dist_panel.rows()
         assert len(rows) == 20
-        assert rows[0].split()[0] == "1" and rows[0].endswith("%")
+        assert rows[0].split()[0] == "1" and rows[0].split()[2].endswith("%")
         assert "But soft, what light" in screen(app).branch.plain()
         assert screen(app).tree_view.cursor_node is screen(app).tree_view.root
 

@@ -60,3 +60,12 @@ def test_token_cursor_steps_words_and_ends():
     assert cur.word(pieces, -1) == 3
     assert cur.end(7, last=True) == 6 and cur.end(7, last=False) == 0
     assert cur.clear() and not cur.clear()
+
+
+def test_docs_keys_table_is_the_key_map():
+    from pathlib import Path
+
+    from loomtui.ui.keys import markdown_table
+
+    docs = Path(__file__).resolve().parent.parent / "docs" / "keys.md"
+    assert docs.read_text() == markdown_table()

@@ -115,7 +115,7 @@ class DistributionPanel(Vertical):
             row = Content.assemble(
                 (f"{rank:>2} ", "dim"),
                 (shown.ljust(TOKEN_WIDTH), "bold underline" if tid == current else "bold"),
-                " ", (bar(math.exp(lp), BAR_WIDTH), "#56b6c2"), f" {percent(lp)}")
+                f" {percent(lp)} ", (bar(math.exp(lp), BAR_WIDTH), "#56b6c2"))
             options.append(row)
         self.query_one("#dist-list", TokenList).set_rows(options)
 
