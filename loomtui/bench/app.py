@@ -194,9 +194,10 @@ async def _keys_while(pilot, busy, start, keys: list[str], want: int) -> list[fl
     return out
 
 
-async def bench_autosave(n: int = 40000, presses: int = 60) -> None:
-    """Navigation keys while an autosave of an ``n``-node session runs (autosave on), against
-    the same keys at rest; for each way of saving (see :mod:`loomtui.ui.saver`)."""
+async def bench_autosave(n: int = 40000, rounds: int = 5, per_round: int = 12) -> None:
+    """Navigation keys while an autosave of an ``n``-node session runs (autosave on), and the
+    same keys at rest, in alternating rounds (so both see the same machine load); for each
+    way of saving (see :mod:`loomtui.ui.saver`)."""
     import os
     import tempfile
     from pathlib import Path
@@ -211,10 +212,7 @@ async def bench_autosave(n: int = 40000, presses: int = 60) -> None:
         app = LoomApp(tree=tree, path=path, autosave_delay=AUTOSAVE_DELAY)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
-            rest = await _keys(pilot, keys * (presses // len(keys)))
-            print(_summary(f"keys at rest, {n:,} nodes", rest, 50), flush=True)
             screen = app.loom_screen
-            saves: list[float] = []
 
             async def start() -> None:
                 await app.workers.wait_for_complete()
@@ -222,20 +220,27 @@ async def bench_autosave(n: int = 40000, presses: int = 60) -> None:
                 screen.action_bookmark()  # a change: autosave follows after the delay
                 while not app.saving and time.perf_counter() - t0 < 5:
                     await asyncio.sleep(0.001)
-                saves.append(t0)
 
             for mode in ("steps", "fork", "thread"):
                 os.environ["LOOMTUI_SAVE"] = mode
-                saves.clear()
                 t0 = time.perf_counter()
                 await start()
                 while app.saving:
                     await asyncio.sleep(0.005)
                 alone = time.perf_counter() - t0 - AUTOSAVE_DELAY
-                during = await _keys_while(pilot, lambda: app.saving, start, keys, presses)
+                rest: list[float] = []
+                during: list[float] = []
+                for _ in range(rounds):
+                    await app.workers.wait_for_complete()
+                    rest += await _keys(pilot, keys[:per_round])
+                    during += await _keys_while(pilot, lambda: app.saving, start, keys,
+                                                per_round)
                 await app.workers.wait_for_complete()
+                ratio = statistics.median(during) / statistics.median(rest)
+                print(_summary(f"keys at rest ({mode} rounds)", rest, 50), flush=True)
                 print(_summary(f"keys during autosave ({mode})", during, 50)
-                      + f"  [{len(saves)} saves; one save alone {alone:.1f} s]", flush=True)
+                      + f"  [p50 x{ratio:.2f} of rest; one save alone {alone:.1f} s]",
+                      flush=True)
             os.environ.pop("LOOMTUI_SAVE", None)
 
 

@@ -70,8 +70,8 @@ class _Changed(Exception):
     """The tree changed between two steps of an encoding."""
 
 
-STEP_NODES = 256
-"""Nodes encoded per step of :func:`encode_in_steps` (a few milliseconds of GIL)."""
+STEP_NODES = 32
+"""Nodes encoded per step of :func:`encode_in_steps` (about a millisecond of GIL)."""
 
 
 def encode_in_steps(tree: Tree, *, step: int = STEP_NODES,

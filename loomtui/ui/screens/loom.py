@@ -239,6 +239,8 @@ class LoomScreen(Screen[None]):
             bits.append(f"generating {sum(self.stream.tokens)} tokens… esc keeps them")
         if self.busy:
             bits.append(self.busy)
+        elif self.dist_pending is not None:
+            bits.append(f"scoring the context of node {short(self.dist_pending.node_id, 14)}…")
         if self.queued:
             bits.append("queued: " + ", ".join(name for name, _ in self.queued)
                         + " (esc drops)")
@@ -455,6 +457,7 @@ class LoomScreen(Screen[None]):
         stamp, dist = result
         if self.dist_pending == stamp:
             self.dist_pending = None
+            self.update_status()
         tree = self.loom
         if not stamp.valid(tree):
             if tree.selected == stamp.node_id:  # computed for an old context: again
@@ -477,6 +480,7 @@ class LoomScreen(Screen[None]):
             assert error is not None
             if name == "_distribution":
                 self.dist_pending = None
+                self.update_status()
             self._finish(name)
             what = {"_expand": "expand", "_pick": "pick", "_type": "type",
                     "_distribution": "distribution", "_adopt": "cache"}.get(name, name)
