@@ -777,3 +777,23 @@ def test_undo_restores_the_model_of_token_ids_retokenised_meanwhile():
     tree.undo()
     node = tree.node(a.id)
     assert (node.token_ids, node.model) == ([11, 22, 33], "other")
+
+
+def test_edit_root_in_place_is_one_undo_step_and_marks_descendants_stale():
+    from loomtui.ui.demo import demo_tree
+
+    tree = demo_tree()
+    kids = tree.subtree(tree.root_id)[1:]
+    assert all(tree.node(k).distribution is not None for k in kids)
+    tree.edit_root("JULIET:\nO Romeo")
+    root = tree.root
+    assert root.text == "JULIET:\nO Romeo" and root.token_ids is None
+    assert root.distribution is None and root.token_logprobs is None
+    assert all(tree.node(k).distribution is None and "stale" in tree.node(k).tags
+               for k in kids)
+    tree.undo()
+    assert tree.root.text.startswith("ROMEO") and tree.root.token_ids is not None
+    assert all(tree.node(k).distribution is not None and "stale" not in tree.node(k).tags
+               for k in kids)
+    with pytest.raises(TreeError, match="the prompt is empty"):
+        tree.edit_root("")

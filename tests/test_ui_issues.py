@@ -372,3 +372,24 @@ def test_without_a_terminal_the_app_refuses_in_one_line(tmp_path):
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "needs a terminal" in out.stderr
     assert not (tmp_path / "s.json").exists()
+
+
+async def test_open_imports_another_looms_file_without_writing_it(tmp_path):
+    import json
+
+    from textual.widgets import Input
+
+    other = tmp_path / "theirs.json"
+    other.write_text(json.dumps({"root": {"text": "Once", "children": [
+        {"text": " upon"}, {"text": " a time"}]}}))
+    before = other.read_bytes()
+    app = LoomApp(tree=demo_tree(), path=tmp_path / "mine.json")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        app.screen.query_one(Input).value = str(other)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert len(app.loom) == 3 and app.path == tmp_path / "theirs.loomtui.json"
+        assert any("imported 3 nodes" in m for m in app.said)
+    assert other.read_bytes() == before
+    assert len(session.load(tmp_path / "theirs.loomtui.json")) == 3

@@ -241,9 +241,12 @@ class LoomApp(App[int]):
             if error is not None:
                 self.report("open", error)
             else:
-                tree, path, stamp = worker.result
+                tree, path, stamp, note = worker.result
                 self.show_tree(tree, path, stamp)
-                self.say(f"opened {path} ({plural(len(tree), 'node')})")
+                self.say(note or f"opened {path} ({plural(len(tree), 'node')})")
+                if note:
+                    self.saved_revision = -1  # the imported tree is saved to its new file
+                    self.schedule_autosave()
 
     # ------------------------------------------------------------------ saving
     @property
@@ -389,9 +392,14 @@ class LoomApp(App[int]):
         self._open(self.path)
 
     def _open(self, path: Path) -> None:
-        def load() -> tuple[Tree, Path, FileStamp | None]:
-            tree, stamp = session_io.load_stamped(path)
-            return tree, path, stamp
+        def load() -> tuple[Tree, Path, FileStamp | None, str | None]:
+            try:
+                tree, stamp = session_io.load_stamped(path)
+            except SessionError as exc:
+                if "not a loomtui session" not in exc.problem:
+                    raise
+                return _import_other_loom(path, exc)
+            return tree, path, stamp, None
 
         self.run_worker(load, thread=True, exclusive=True, group="io", name="open",
                         exit_on_error=False)
@@ -438,6 +446,26 @@ class LoomApp(App[int]):
                     self.start_save()
 
         self.push_screen(confirm_quit(str(self.path or "This new session")), done)
+
+
+def _import_other_loom(path: Path, error: SessionError
+                       ) -> tuple[Tree, Path, FileStamp | None, str]:
+    """A file that is not a loomtui session: import it if another loom wrote it (the file
+    itself is never written; the session goes to a new file beside it)."""
+    from loomtui.core.importers import load_pyloom
+
+    try:
+        tree = load_pyloom(path)
+    except SessionError:
+        raise SessionError(path, f"{error.problem}; not a file of another loom that loomtui "
+                                 "imports either") from None
+    target = path.with_name(f"{path.stem}.loomtui.json")
+    k = 2
+    while target.exists():
+        target = path.with_name(f"{path.stem}.loomtui-{k}.json")
+        k += 1
+    return tree, target, None, (f"imported {plural(len(tree), 'node')} from another loom's "
+                                f"{path.name}; saved as {target.name}")
 
 
 def _quiet() -> None:

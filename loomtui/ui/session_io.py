@@ -75,7 +75,7 @@ STEP_NODES = 32
 
 
 def encode_in_steps(tree: Tree, *, step: int = STEP_NODES,
-                    pause: Callable[[], None] | None = None, restarts: int = 3
+                    pause: Callable[[], None] | None = None, restarts: int = 10
                     ) -> tuple[bytes, int, str]:
     """The bytes of :func:`encode` (and the revision and selection they hold), made ``step``
     nodes at a time: the tree's lock is held for one step only and the GIL is given up

@@ -39,7 +39,7 @@ class LinePrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog") as box:
-            box.border_title = terminal_safe(self.title_text)
+            box.border_title = plain(self.title_text)
             box.border_subtitle = self.hint
             yield Input(self.value, placeholder=self.placeholder, id="prompt-input")
 
@@ -68,7 +68,7 @@ class TextPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog tall") as box:
-            box.border_title = terminal_safe(self.title_text)
+            box.border_title = plain(self.title_text)
             box.border_subtitle = self.hint
             yield TextArea(self.value, id="prompt-text", soft_wrap=True, language=None)
 
@@ -129,7 +129,7 @@ class Choose(ModalScreen[str]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog") as box:
-            box.border_title = self.title_text
+            box.border_title = plain(self.title_text)
             yield Label(plain(self.message))
             with Horizontal(classes="buttons"):
                 for i, (answer, key, label) in enumerate(self.choices):

@@ -140,7 +140,7 @@ class BranchView(VerticalScroll, can_focus=False):
 
     def show(self, text: Content, summary: str, cursor_at: int | None = None) -> None:
         """Show the branch; scrolled to its end, or to the token cursor at ``cursor_at``."""
-        self.border_subtitle = summary
+        self.border_subtitle = Content(summary)
         self.query_one("#branch-text", Static).update(text)
         if cursor_at is None:
             self.call_after_refresh(self.scroll_end, animate=False)
