@@ -131,7 +131,7 @@ async def test_chains_are_one_line_and_track_the_selected_node():
         assert tree.selected == format(4999, "x")
         line = screen(app).tree_view.cursor_node.data
         assert isinstance(line, Line) and len(line.chain) == 4999
-        assert "5000 nodes" in screen(app).branch.border_subtitle
+        assert "5,000 nodes" in screen(app).branch.border_subtitle
         assert "earlier characters" in screen(app).branch.plain()
         for _ in range(20):
             await pilot.press("h")

@@ -99,6 +99,8 @@ class LoomApp(App[int]):
         self._autosave_timer: Timer | None = None
         self._saving_tree: Tree | None = None
         self.last_key = 0.0
+        self._announce = False
+        """The save under way was asked for (ctrl+s, save as): say when it is done."""
 
     # ------------------------------------------------------------------ screens
     @property
@@ -306,6 +308,7 @@ class LoomApp(App[int]):
     def _saved(self, written: Written | None, error: BaseException | None) -> None:
         self.saving = False
         tree, self._saving_tree = self._saving_tree, None
+        self._announce, announce = False, self._announce
         if written is not None and tree is self.loom:
             self.path = written.path  # a save as moves the session to its new file
             self.file_stamp = written.stamp
@@ -313,6 +316,8 @@ class LoomApp(App[int]):
             self.saved_selected = written.selected
             self.last_saved = written
             self.conflict = False
+            if announce:
+                self.say(f"saved {written.path}", timeout=2)
         elif isinstance(error, ConflictError):
             self.conflict = True
             self.quitting = False
@@ -346,8 +351,10 @@ class LoomApp(App[int]):
             self.action_save_as()
         elif self.conflict:
             self._offer_reload()
+        elif not self.dirty and not self.saving:
+            self.say(f"saved {self.path} (no changes)", timeout=2)
         else:
-            self.start_save()
+            self._announce = self.start_save()
 
     def action_save_as(self) -> None:
         if self.loom is None:
@@ -363,14 +370,14 @@ class LoomApp(App[int]):
             if path.exists() and (path != self.path or self.conflict):
                 def confirmed(answer: str | None) -> None:
                     if answer == "overwrite":
-                        self.start_save(path, check=False)
+                        self._announce = self.start_save(path, check=False)
 
                 self.push_screen(Choose("Overwrite?", f"{path} exists. Write this session "
                                         "over it (the old file is kept as .bak)?",
                                         [("overwrite", "y", "Overwrite"),
                                          ("cancel", "escape", "Cancel")]), confirmed)
                 return
-            self.start_save(path)
+            self._announce = self.start_save(path)
 
         self.push_screen(LinePrompt("Save session as", str(self.path or "")), done)
 

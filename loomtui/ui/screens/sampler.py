@@ -121,6 +121,9 @@ class SamplerScreen(ModalScreen[tuple[Sampler, int | None] | None]):
                 yield Button("Apply", id="apply", variant="primary")
                 yield Button("Cancel", id="cancel")
 
+    def on_mount(self) -> None:
+        self.query_one("#f-n", Input).focus()
+
     def values(self) -> dict[str, str]:
         return {key: self.query_one(f"#f-{key}", Input).value for key, _, _ in FIELDS}
 

@@ -14,7 +14,7 @@ from textual.widgets import Static
 from loomtui.core.node import Node
 from loomtui.core.text import terminal_safe
 from loomtui.core.tree import Tree
-from loomtui.ui.format import token_style
+from loomtui.ui.format import plural, token_style
 from loomtui.ui.path_cache import PathCache
 
 MAX_CHARS = 2400
@@ -81,7 +81,7 @@ def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
                 tok_index += 1
     if run:
         out.append("".join(run), style=run_style)
-    summary = f"{len(path)} nodes · {total:,} tokens"
+    summary = f"{plural(len(path), 'node')} · {plural(total, 'token')}"
     if outside:
         summary += f" · {outside:,} outside the {window:,}-token window"
     return out.content(), summary, cursor_at
