@@ -268,7 +268,7 @@ async def bench_model_work(threads: int, presses: int = 60) -> None:
         await pilot.pause()
         await app.workers.wait_for_complete()
         screen = app.loom_screen
-        rest = await _keys(pilot, list("ljkjkh") * (presses // 6))
+        rest = await _keys(pilot, list("ljjkkh") * (presses // 6))
 
         async def start() -> None:
             await app.workers.wait_for_complete()
@@ -276,7 +276,7 @@ async def bench_model_work(threads: int, presses: int = 60) -> None:
             screen.action_expand()
 
         during = await _keys_while(pilot, lambda: screen.generating, start,
-                                   list("jkjk"), presses)
+                                   list("ljjkkh"), presses)
         screen.stop_growing()
         await app.workers.wait_for_complete()
     print(_summary("keys at rest (model loaded)", rest, 50), flush=True)
@@ -294,11 +294,12 @@ from loomtui.ui.demo import demo_tree
 async def main():
     app = LoomApp(tree=demo_tree(), model="bard", load_model=True, autosave=False, threads=1)
     first = []
-    compat.hook_frames(app, lambda: first or first.append(time.time()))
+    compat.hook_frames(app, lambda: first or first.append(time.time())
+                       or first.append("torch" in sys.modules))
     async with app.run_test(size=(120, 36)):
         while not first:
             await asyncio.sleep(0.001)
-        torch_at_frame = "torch" in sys.modules
+        torch_at_frame = first[1]
         while app.model_loading:
             await asyncio.sleep(0.005)
         ready = time.time()

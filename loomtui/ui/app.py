@@ -111,8 +111,9 @@ class LoomApp(App[int]):
         return None
 
     def on_mount(self) -> None:
-        if self.want_model:
-            self._load_model(self.model_name or (self.loom.model if self.loom else None))
+        if self.want_model:  # after the first frame: importing torch takes seconds
+            self.call_after_refresh(self._load_model, self.model_name or (
+                self.loom.model if self.loom else None))
         if self.loom is not None:
             self.push_screen(LoomScreen(self.loom))
         elif self.initial_prompt:

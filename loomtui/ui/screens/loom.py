@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 STREAM_INTERVAL = 1 / 30
 """Streamed tokens reach the screen at most this often (seconds)."""
+KEYS_FIRST = 0.15
+"""Streamed rows are not redrawn within this many seconds of a key (its repaint comes first)."""
 TOP_K = 20
 _LOOM_ACTIONS = {k.action for k in keys.KEYS} - keys.APP_ACTIONS
 
@@ -91,6 +93,7 @@ class LoomScreen(Screen[None]):
         self.stream_updates = 0
         """How many streamed updates reached the screen (tests and the benchmark read it)."""
         self._protect_timer: Timer | None = None
+        self._stream_timer: Timer | None = None
 
     # ------------------------------------------------------------------ the App's side
     @property
@@ -585,8 +588,19 @@ class LoomScreen(Screen[None]):
         if message.stamp != self.expanding or not self.generating:
             return
         self.stream = message.state
+        if time.monotonic() - self.loom_app.last_key < KEYS_FIRST:
+            # keys first: while the user is pressing them, streamed rows wait a moment
+            if self._stream_timer is None:
+                self._stream_timer = self.set_timer(KEYS_FIRST, self._draw_stream)
+            return
+        self._draw_stream()
+
+    def _draw_stream(self) -> None:
+        self._stream_timer = None
+        if not self.generating or self.stream is None:
+            return
         self.stream_updates += 1
-        self.tree_view.update_pending(message.state.texts)
+        self.tree_view.update_pending(self.stream.texts)
         self.update_status()
 
     # ------------------------------------------------------------------ picking and typing
