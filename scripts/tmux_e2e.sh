@@ -6,6 +6,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-$ROOT/.venv/bin/python}"
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's loomtui
 [ -x "$PY" ] || PY=python3
 command -v tmux >/dev/null || { echo "tmux_e2e: tmux is not installed (apt-get install -y tmux)"; exit 2; }
 
@@ -43,7 +44,8 @@ wait_for "Next token after 0"
 echo "tmux_e2e: sampler n=2, expand"
 keys s
 wait_for "Sampler (saved in the session)"
-keys C-u; sleep 0.3; keys 2; sleep 0.3   # the n field has focus: set it to 2
+keys C-u; sleep 0.3; keys 2   # the n field has focus: set it to 2
+for _ in $(seq 1 50); do screen | grep -qE "rollouts \(n\) +2 " && break; sleep 0.2; done
 screen | grep -qE "rollouts \(n\) +2 " || fail "could not type n=2"
 keys C-s
 wait_for "sampler: temperature"

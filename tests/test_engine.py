@@ -306,7 +306,7 @@ def test_bad_key_then_server_killed_mid_expansion(private: Server, monkeypatch) 
     msg = one_line(e.value)
     assert "right-key-123" not in msg
     assert len(tree) == n_nodes and tree.can_undo == n_undo  # nothing half-written
-    with pytest.raises(ModelError, match="cannot reach|lost the connection"):
+    with pytest.raises(ModelError, match=r"cannot reach|lost the connection"):
         p.distribution(tree, "0")
     p.close()
 

@@ -777,3 +777,25 @@ def test_undo_restores_the_model_of_token_ids_retokenised_meanwhile():
     tree.undo()
     node = tree.node(a.id)
     assert (node.token_ids, node.model) == ([11, 22, 33], "other")
+
+
+def test_edit_prompt_in_place_is_one_undo_step_and_clears_stale_scores():
+    from loomtui.ui.demo import demo_tree
+
+    tree = demo_tree()
+    kids = tree.subtree(tree.root_id)[1:]
+    assert all(tree.node(k).distribution is not None for k in kids)
+    scored = [k for k in kids if tree.node(k).token_logprobs is not None]
+    tree.edit_prompt("JULIET:\nO Romeo")
+    root = tree.root
+    assert root.text == "JULIET:\nO Romeo" and root.token_ids is None
+    assert root.distribution is None and root.token_logprobs is None
+    assert all(tree.node(k).distribution is None and tree.node(k).token_logprobs is None
+               for k in kids)  # recomputed when a model next looks at them
+    assert len(tree.history.undo_stack) == 1
+    tree.undo()
+    assert tree.root.text.startswith("ROMEO") and tree.root.token_ids is not None
+    assert all(tree.node(k).distribution is not None for k in kids)
+    assert all(tree.node(k).token_logprobs is not None for k in scored)
+    with pytest.raises(TreeError, match="the prompt is empty"):
+        tree.edit_prompt("")

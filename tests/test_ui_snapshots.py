@@ -44,3 +44,19 @@ def test_sampler_settings_error(snap_compare):
         await pilot.pause()
 
     assert snap_compare(make_app(), run_before=bad_value, terminal_size=SIZE)
+
+
+def test_main_screen_80x24(snap_compare):
+    assert snap_compare(make_app(), terminal_size=(80, 24))
+
+
+def test_sampler_dialog_80x24(snap_compare):
+    assert snap_compare(make_app(), press=["s"], terminal_size=(80, 24))
+
+
+def test_prompt_screen(snap_compare):
+    async def type_prompt(pilot) -> None:
+        pilot.app.screen.query_one("TextArea").text = "ROMEO:\nBut, soft! what light"
+        await pilot.pause()
+
+    assert snap_compare(LoomApp(autosave=False), run_before=type_prompt, terminal_size=SIZE)

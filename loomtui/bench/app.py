@@ -1,5 +1,9 @@
 """App speed, driven with Textual's Pilot: ``loomtui bench app`` (prints numbers; no asserts).
 
+* launch to first frame and to the model being ready (a fresh Python each run);
+* keys while an autosave of a 40,000-node session runs (autosave on), and while the model
+  samples in a worker, each against the same keys at rest;
+
 * keypress latency moving through a 10,000-node tree (every node has a stored distribution,
   so each move also redraws the branch and the distribution panel);
 * opening and walking a 5,000-deep chain;
@@ -42,35 +46,32 @@ def _summary(name: str, samples: list[float], target_ms: float | None = None) ->
 
 
 class FrameProbe:
-    """Times a key from being sent to the first frame composed after the app handled it."""
+    """Times a key from being sent to the first frame composed after the screen handled it."""
 
     def __init__(self, app) -> None:
+        from loomtui.ui import compat
+
         self.app = app
         self.frames: list[float] = []
         self.handled = 0.0
-        display, show = app._display, app.show_selection
-
-        def on_display(screen, renderable) -> None:
-            if renderable is not None:
-                self.frames.append(time.perf_counter())
-            display(screen, renderable)
+        compat.hook_frames(app, lambda: self.frames.append(time.perf_counter()))
+        screen = app.loom_screen
+        show = screen.show_selection
 
         def on_show(*args, **kwargs) -> None:
             show(*args, **kwargs)
             self.handled = time.perf_counter()
 
-        app._display = on_display
-        app.show_selection = on_show
+        screen.show_selection = on_show
 
     async def key(self, key: str) -> float | None:
-        from textual import events
+        from loomtui.ui import compat
 
         await asyncio.sleep(0.02)  # let the previous frame settle
         self.handled = 0.0
         t0 = time.perf_counter()
-        char = key if len(key) == 1 else None
-        self.app._driver.send_message(events.Key(key, char))
-        deadline = t0 + 1
+        compat.send_key(self.app, key)
+        deadline = t0 + 3
         while time.perf_counter() < deadline:
             await asyncio.sleep(0.0005)
             if self.handled and any(f >= self.handled for f in self.frames):
@@ -139,13 +140,13 @@ async def bench_stream(threads: int, runs: int = 5) -> None:
             await pilot.press("g")
             await app.workers.wait_for_complete()
             await pilot.pause()
-            seen = app.stream_updates
+            seen = app.loom_screen.stream_updates
             t0 = time.perf_counter()
             first = None
-            app.action_expand()
-            while app.generating:
+            app.loom_screen.action_expand()
+            while app.loom_screen.generating:
                 await asyncio.sleep(0.001)
-                if first is None and app.stream_updates > seen:
+                if first is None and app.loom_screen.stream_updates > seen:
                     first = time.perf_counter() - t0
             await pilot.pause()
             totals.append(time.perf_counter() - t0)
@@ -158,15 +159,15 @@ async def bench_stream(threads: int, runs: int = 5) -> None:
         # its own tokens run through the model in a worker, then the panel shows the result
         cached = []
         for kid in tree.children(tree.root_id)[:12]:
-            app.select(tree.root_id)
+            app.loom_screen.select(tree.root_id)
             await app.workers.wait_for_complete()
             await pilot.pause()
             tree.update(kid, distribution=None)
             pred.store.drop(kid)
             t0 = time.perf_counter()
-            app.select(kid)
+            app.loom_screen.select(kid)
             while (tree.node(kid).distribution is None
-                   or app.dist_panel.mode != "distribution"):
+                   or app.loom_screen.dist_panel.mode != "distribution"):
                 await asyncio.sleep(0.0005)
             cached.append(time.perf_counter() - t0)
     print(_summary("first streamed token on screen", firsts, 300), flush=True)
@@ -175,15 +176,177 @@ async def bench_stream(threads: int, runs: int = 5) -> None:
     print(_summary("select node, parent cached (bard)", cached, 100), flush=True)
 
 
-def main(threads: int = 1) -> int:
+async def _keys_while(pilot, busy, start, keys: list[str], want: int) -> list[float]:
+    """Key latencies measured only while ``busy()`` (started by ``start()`` as needed)."""
+    probe = FrameProbe(pilot.app)
+    out: list[float] = []
+    i = 0
+    tries = 0
+    while len(out) < want and tries < want * 20:
+        tries += 1
+        if not busy():
+            await start()
+            continue
+        took = await probe.key(keys[i % len(keys)])
+        i += 1
+        if took is not None and busy():
+            out.append(took)
+    return out
+
+
+async def bench_autosave(n: int = 40000, rounds: int = 5, per_round: int = 12) -> None:
+    """Navigation keys while an autosave of an ``n``-node session runs (autosave on), and the
+    same keys at rest, in alternating rounds (so both see the same machine load); for each
+    way of saving (see :mod:`loomtui.ui.saver`)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from loomtui.bench.synthetic import make_tree
+    from loomtui.ui.app import AUTOSAVE_DELAY, LoomApp
+
+    tree = _as_opened(make_tree(n))
+    keys = list("hjkllljjhk")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.json"
+        app = LoomApp(tree=tree, path=path, autosave_delay=AUTOSAVE_DELAY)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            screen = app.loom_screen
+
+            async def start() -> None:
+                await app.workers.wait_for_complete()
+                t0 = time.perf_counter()
+                screen.action_bookmark()  # a change: autosave follows after the delay
+                while not app.saving and time.perf_counter() - t0 < 5:
+                    await asyncio.sleep(0.001)
+
+            for mode in ("steps", "fork", "thread"):
+                os.environ["LOOMTUI_SAVE"] = mode
+                t0 = time.perf_counter()
+                await start()
+                while app.saving:
+                    await asyncio.sleep(0.005)
+                alone = time.perf_counter() - t0 - AUTOSAVE_DELAY
+                rest: list[float] = []
+                during: list[float] = []
+                for _ in range(rounds):
+                    await app.workers.wait_for_complete()
+                    rest += await _keys(pilot, keys[:per_round])
+                    during += await _keys_while(pilot, lambda: app.saving, start, keys,
+                                                per_round)
+                await app.workers.wait_for_complete()
+                ratio = statistics.median(during) / statistics.median(rest)
+                print(_summary(f"keys at rest ({mode} rounds)", rest, 50), flush=True)
+                print(_summary(f"keys during autosave ({mode})", during, 50)
+                      + f"  [p50 x{ratio:.2f} of rest; one save alone {alone:.1f} s]",
+                      flush=True)
+            os.environ.pop("LOOMTUI_SAVE", None)
+
+
+async def bench_model_work(threads: int, presses: int = 60) -> None:
+    """Navigation keys while the model samples in a worker (bard, long rollouts)."""
+    from loomtui.backends import load_predictor
+    from loomtui.bench.synthetic import make_tree
+    from loomtui.core.grow import new_tree
+    from loomtui.core.node import Sampler
+    from loomtui.ui.app import LoomApp
+
+    pred = load_predictor("bard", threads=threads)
+    tree = new_tree(pred, "ROMEO:\nBut soft, what light through yonder window breaks?")
+    window = pred.context_window
+    tree.sampler = Sampler(n=8, max_tokens=window // 2)
+    base = make_tree(2000)
+    # a branchy tree around the prompt, so keys have somewhere to go
+    for kid in base.children(base.root_id)[:8]:
+        node = base.node(kid)
+        node.id = tree.new_id()
+        tree.add_child(tree.root_id, node)
+    tree.history.clear()
+    app = LoomApp(tree=tree, predictor=pred, autosave=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        screen = app.loom_screen
+        rest = await _keys(pilot, list("ljjkkh") * (presses // 6))
+
+        async def start() -> None:
+            await app.workers.wait_for_complete()
+            screen.select(tree.root_id)
+            screen.action_expand()
+
+        during = await _keys_while(pilot, lambda: screen.generating, start,
+                                   list("ljjkkh"), presses)
+        screen.stop_growing()
+        await app.workers.wait_for_complete()
+    print(_summary("keys at rest (model loaded)", rest, 50), flush=True)
+    print(_summary(f"keys while sampling 8 x {window // 2}", during, 50), flush=True)
+
+
+_LAUNCH = """
+import sys, time
+t0 = float(sys.argv[1])
+import asyncio
+from loomtui.ui.app import LoomApp
+from loomtui.ui import compat
+from loomtui.ui.demo import demo_tree
+
+async def main():
+    app = LoomApp(tree=demo_tree(), model="bard", load_model=True, autosave=False, threads=1)
+    first = []
+    compat.hook_frames(app, lambda: first or first.append(time.time())
+                       or first.append("torch" in sys.modules))
+    async with app.run_test(size=(120, 36)):
+        while not first:
+            await asyncio.sleep(0.001)
+        torch_at_frame = first[1]
+        while app.model_loading:
+            await asyncio.sleep(0.005)
+        ready = time.time()
+    print(first[0] - t0, ready - t0, torch_at_frame)
+
+asyncio.run(main())
+"""
+
+
+def bench_launch(runs: int = 3) -> None:
+    """From starting Python to the app's first frame, and to the model (bard) being ready."""
+    import os
+    import subprocess
+    import sys
+
+    firsts, readies, torch_early = [], [], 0
+    for _ in range(runs):
+        out = subprocess.run([sys.executable, "-c", _LAUNCH, repr(time.time())],
+                             capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONPATH": os.getcwd()})
+        first, ready, early = out.stdout.split()
+        firsts.append(float(first))
+        readies.append(float(ready))
+        torch_early += early == "True"
+    print(_summary("launch to first frame", firsts, 1000)
+          + f"  [torch imported before it: {torch_early}/{runs}]", flush=True)
+    print(_summary("launch to model ready (bard)", readies), flush=True)
+
+
+def main(threads: int = 1, only: str | None = None) -> int:
     print(f"loomtui app benchmark (terminal {SIZE[0]}x{SIZE[1]}, torch threads {threads})")
-    asyncio.run(bench_big_tree())
-    asyncio.run(bench_deep_chain())
-    asyncio.run(bench_stream(threads))
+    runs = {
+        "launch": bench_launch,
+        "tree": lambda: asyncio.run(bench_big_tree()),
+        "chain": lambda: asyncio.run(bench_deep_chain()),
+        "stream": lambda: asyncio.run(bench_stream(threads)),
+        "model": lambda: asyncio.run(bench_model_work(threads)),
+        "autosave": lambda: asyncio.run(bench_autosave()),
+    }
+    for name, run in runs.items():
+        if only is None or name == only:
+            run()
     return 0
 
 
 if __name__ == "__main__":
     import sys
 
-    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1))
+    sys.exit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 1,
+                  sys.argv[2] if len(sys.argv) > 2 else None))

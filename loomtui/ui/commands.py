@@ -6,7 +6,7 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from loomtui.ui.keys import KEYS, Key
+from loomtui.ui.keys import APP_ACTIONS, KEYS, Key
 
 
 def _actions() -> list[tuple[str, str, str]]:
@@ -28,12 +28,29 @@ def _key(k: Key) -> str:
 class LoomCommands(Provider):
     """Offers every loom action; running one is the same as pressing its key."""
 
+    def _target(self, action: str) -> object:
+        """The App for its own actions (files, help, quit), else the loom screen."""
+        from loomtui.ui.screens.loom import LoomScreen
+
+        if action.split("(")[0] in APP_ACTIONS:
+            return self.app
+        return next((s for s in reversed(self.app.screen_stack) if isinstance(s, LoomScreen)),
+                    None)
+
+    def _allowed(self, action: str) -> bool:
+        target = self._target(action)
+        if target is None:
+            return False
+        return target.check_action(action.split("(")[0], ()) is not False  # type: ignore[attr-defined]
+
     async def _run(self, action: str) -> None:
-        await self.app.run_action(action)
+        target = self._target(action)
+        if target is not None:
+            await self.app.run_action(action, target)  # type: ignore[arg-type]
 
     async def discover(self) -> Hits:
         for text, action, help_ in _actions():
-            if self.app.check_action(action.split("(")[0], ()) is False:
+            if not self._allowed(action):
                 continue
             yield DiscoveryHit(text, partial(self._run, action), text=text, help=help_)
 
@@ -41,6 +58,6 @@ class LoomCommands(Provider):
         matcher = self.matcher(query)
         for text, action, help_ in _actions():
             score = max(matcher.match(text), matcher.match(help_) * 0.8)
-            if score > 0 and self.app.check_action(action.split("(")[0], ()) is not False:
+            if score > 0 and self._allowed(action):
                 yield Hit(score, matcher.highlight(text), partial(self._run, action),
                           text=text, help=help_)

@@ -82,3 +82,8 @@ def sampler_summary(node: Node) -> str:
     if s.min_p:
         bits.append(f"min-p={s.min_p:g}")
     return " ".join(bits)
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``1 node``, ``2 nodes``, ``1 child``, ``3 children``."""
+    return f"{n:,} {one if n == 1 else many or one + 's'}"

@@ -27,7 +27,8 @@ class Key:
 _NAMES = {
     "left_square_bracket": "[", "right_square_bracket": "]", "less_than_sign": "<",
     "greater_than_sign": ">", "question_mark": "?", "space": "space", "escape": "esc",
-    "delete": "del",
+    "delete": "del", "left_curly_bracket": "{", "right_curly_bracket": "}",
+    "left_parenthesis": "(", "right_parenthesis": ")",
 }
 
 
@@ -63,8 +64,17 @@ KEYS: list[Key] = [
         "Move the token cursor right (shows that position's alternatives)"),
     Key("Grow", "left_square_bracket,shift+left", "token_left", "Token ←",
         "Move the token cursor left"),
+    Key("Grow", "right_curly_bracket", "word_right", "Word →",
+        "Move the token cursor to the next word"),
+    Key("Grow", "left_curly_bracket", "word_left", "Word ←",
+        "Move the token cursor to the previous word"),
+    Key("Grow", "right_parenthesis", "segment_end", "Segment end",
+        "Move the token cursor to the node's last token"),
+    Key("Grow", "left_parenthesis", "segment_start", "Segment start",
+        "Move the token cursor to the node's first token"),
     # editing
-    Key("Edit", "c", "edit", "Edit", "Edit the node's text (makes an edited fork)"),
+    Key("Edit", "c", "edit", "Edit", "Edit the node's text (makes an edited fork; the prompt "
+        "is edited in place)"),
     Key("Edit", "x", "split", "Split", "Split the node at the token cursor"),
     Key("Edit", "m", "merge", "Merge", "Merge the node with its chain of only children"),
     Key("Edit", "d,delete", "delete", "Delete", "Delete the node and its subtree"),
@@ -76,18 +86,29 @@ KEYS: list[Key] = [
     Key("View", "o", "toggle_order", "Order", "Sort children by probability or by creation"),
     Key("View", "v", "cycle_colour", "Colour", "Colour tokens by probability, entropy, "
         "surprise, or not at all"),
-    Key("View", "f1,question_mark", "help", "Help", "Show all keys", True),
+    Key("View", "shift+up", "branch_up", "Scroll ↑", "Scroll the branch text up"),
+    Key("View", "shift+down", "branch_down", "Scroll ↓", "Scroll the branch text down"),
+    Key("View", "f1,question_mark", "help", "Help", "Show all keys, row marks and colours",
+        True),
     # files
     Key("File", "ctrl+s", "save", "Save", "Save the session", True),
     Key("File", "W", "save_as", "Save as", "Save the session under a new name"),
     Key("File", "ctrl+o,O", "open", "Open", "Open another session file"),
+    Key("File", "ctrl+r", "reload", "Reload", "Load the session again from its file"),
     Key("File", "q", "quit", "Quit", "Quit (asks first if there are unsaved changes)", True),
 ]
 """Every action of the app. ``ctrl+p`` (command palette) and ``ctrl+q`` (quit) come from Textual."""
 
-def bindings() -> list[Binding]:
+APP_ACTIONS = frozenset({"help", "save", "save_as", "open", "reload", "quit"})
+"""Actions of the App (lifecycle, files); every other action belongs to the loom screen."""
+
+
+def bindings(app: bool | None = None) -> list[Binding]:
+    """Bindings of the key table: the App's (``app=True``), the loom screen's (False), or all."""
     out: list[Binding] = []
     for k in KEYS:
+        if app is not None and (k.action in APP_ACTIONS) != app:
+            continue
         if k.action == "pick_rank":
             out.extend(Binding(str(r), f"pick_rank({r})", f"Pick {r}", show=False,
                                id=f"pick-{r}", tooltip=k.help) for r in range(1, 10))

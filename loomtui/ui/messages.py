@@ -1,40 +1,17 @@
-"""Messages that thread workers post to the app (results, progress, failures)."""
+"""Messages between threads and screens. Worker results and failures arrive through
+``Worker.StateChanged`` (one handler per screen); these carry what a worker reports meanwhile,
+and what the App tells the loom screen."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from textual.message import Message
 
-from loomtui.core.node import Distribution, Sampler
-from loomtui.core.predictor import Segment
+from loomtui.core.grow import Stamp
 
 
-class ModelLoaded(Message):
-    def __init__(self, predictor: Any) -> None:
-        super().__init__()
-        self.predictor = predictor
-
-
-class ModelFailed(Message):
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
-
-
-class DistributionReady(Message):
-    """The next-token distribution of ``node_id`` was computed (None: skipped or failed)."""
-
-    def __init__(self, node_id: str, distribution: Distribution | None,
-                 stamp: Any = None) -> None:
-        super().__init__()
-        self.node_id = node_id
-        self.distribution = distribution
-        self.stamp = stamp
-
-
-@dataclass
+@dataclass(eq=False)
 class StreamState:
     """What the rollouts of one expansion look like so far."""
 
@@ -42,44 +19,20 @@ class StreamState:
     tokens: list[int]
 
 
+@dataclass(eq=False)
 class ExpandProgress(Message):
-    """Rollouts streamed so far (throttled)."""
+    """Rollouts streamed so far (throttled), for the expansion stamped ``stamp``."""
 
-    def __init__(self, job: int, state: StreamState) -> None:
-        super().__init__()
-        self.job = job
-        self.state = state
+    stamp: Stamp
+    state: StreamState
 
-
-class ExpandDone(Message):
-    """Sampling finished (or was cancelled): the segments to add under ``node_id``."""
-
-    def __init__(self, job: int, node_id: str, segments: list[Segment], sampler: Sampler,
-                 cancelled: bool) -> None:
-        super().__init__()
-        self.job = job
-        self.node_id = node_id
-        self.segments = segments
-        self.sampler = sampler
-        self.cancelled = cancelled
-        self.stamp: Any = None
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ExpandProgress) and message.stamp == self.stamp
 
 
-class Scored(Message):
-    """A picked token or typed text was scored: add it as a child of ``node_id``."""
+@dataclass(eq=False)
+class ModelReady(Message):
+    """The App loaded the model (or failed: ``error``); the loom screen runs what it queued."""
 
-    def __init__(self, node_id: str, segment: Segment, origin: str, stamp: Any = None) -> None:
-        super().__init__()
-        self.node_id = node_id
-        self.segment = segment
-        self.origin = origin
-        self.stamp = stamp
+    error: str | None = None
 
-
-class TaskFailed(Message):
-    """A worker failed; ``error`` is one line meant for the user."""
-
-    def __init__(self, what: str, error: str) -> None:
-        super().__init__()
-        self.what = what
-        self.error = error

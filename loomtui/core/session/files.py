@@ -44,6 +44,11 @@ class FileStamp:
     mtime_ns: int
 
     @staticmethod
+    def of(path: str | os.PathLike[str]) -> FileStamp | None:
+        """The stamp of the file at ``path`` now (through links), or None if there is none."""
+        return stamp_of(path)
+
+    @staticmethod
     def of_stat(st: os.stat_result) -> FileStamp:
         return FileStamp(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
@@ -175,7 +180,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *,
             raise SessionError(path, "is read-only: save it as another file")
         now = None if st is None else FileStamp.of_stat(st)
         if expect is not _UNSET and now != expect:
-            what = "was deleted" if now is None else "was changed by another program"
+            what = ("was deleted" if now is None else "was created by another program"
+                    if expect is None else "was changed by another program")
             raise ConflictError(path, f"{what} since it was opened; not saved (reload it, or "
                                       "save as another file)")
         _remove_stale_temps(target)

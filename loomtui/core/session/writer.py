@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Callable
 from itertools import chain
 from typing import Any
@@ -142,3 +144,71 @@ def encode(tree: Tree) -> bytes:
             return orjson.dumps(tree_to_json(tree))
         except orjson.JSONEncodeError as exc:
             raise ValueError(str(exc)) from None
+
+
+class _Changed(Exception):
+    """The tree changed between two steps of an encoding."""
+
+
+STEP_NODES = 32
+"""Nodes encoded per step of :func:`encode_in_steps` (about a millisecond of GIL)."""
+
+
+def encode_in_steps(tree: Tree, *, step: int = STEP_NODES,
+                    pause: Callable[[], None] | None = None, restarts: int = 10
+                    ) -> tuple[bytes, int, str]:
+    """The bytes of :func:`encode` (and the revision and selection they hold), made ``step``
+    nodes at a time, for a saver thread beside a UI: the tree's lock is held for one step only
+    and the GIL is given up between steps (``pause`` may wait longer, while the user is busy).
+    When the tree changes between steps the encoding starts again; after ``restarts`` it is
+    made in one step. Raises ValueError when a value cannot be written as JSON."""
+    for attempt in range(restarts + 1):
+        try:
+            return _encode_steps(tree, step if attempt < restarts else 0, pause)
+        except _Changed:
+            continue
+    raise AssertionError("unreachable")  # the last attempt is one step
+
+
+def _encode_steps(tree: Tree, step: int, pause: Callable[[], None] | None
+                  ) -> tuple[bytes, int, str]:
+    w = Writer()
+    parts: list[bytes] = []
+    edges: list[dict[str, str]] = []
+    with tree.lock:
+        revision = tree.revision
+        order = tree.iter_preorder()
+    try:
+        while True:
+            if pause is not None:
+                pause()
+            else:
+                time.sleep(0)  # let the event loop have the GIL
+            with tree.lock:
+                if tree.revision != revision:
+                    raise _Changed
+                batch = []
+                for nid, _ in (itertools.islice(order, step) if step else order):
+                    batch.append(node_to_json(tree.node(nid), w))
+                    if nid != tree.root_id:
+                        edges.append({"source": tree.parent(nid), "target": nid})  # type: ignore[dict-item]
+                if batch:
+                    parts.append(orjson.dumps(batch)[1:-1])
+                if step and len(batch) == step:
+                    continue
+                selected = tree.selected
+                graph: dict[str, Any] = {
+                    "format": FORMAT, "version": VERSION, "root": tree.root_id,
+                    "selected": selected, "model": tree.model,
+                    "sampler": tree.sampler.to_json(), "seed": tree.seed,
+                    "vocab": w.vocab_json(), "created": tree.created, "modified": tree.modified,
+                }
+                if tree.foreign:
+                    graph["foreign"] = tree.foreign
+                break
+        data = b"".join([b'{"directed":true,"multigraph":false,"graph":', orjson.dumps(graph),
+                         b',"nodes":[', b",".join(parts), b'],"edges":', orjson.dumps(edges),
+                         b"}"])
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(str(exc)) from None
+    return data, revision, selected

@@ -5,13 +5,26 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from loomtui.ui.format import ORIGIN_MARK, SCALE_STYLES, UNKNOWN_STYLE
 from loomtui.ui.keys import KEYS
+
+ROW_MARKS = [
+    *((mark, f"made by: {origin}") for origin, mark in ORIGIN_MARK.items()),
+    ("★", "bookmarked (on a node of the row)"),
+    ("✎", "has a note"),
+    ("42%", "mean probability of the row's first node's tokens"),
+    ("·3/7", "the selected node is the 3rd of the row's chain of 7 only-children"),
+    ("⋯", "streamed rollout, or rows above the outline's start"),
+]
+_COLOURS = ("probability ≥ 80% · low entropy · little surprise", "50-80%", "20-50%",
+            "5-20%", "below 5% · high entropy · a surprise")
 
 
 def help_table() -> Table:
@@ -29,6 +42,13 @@ def help_table() -> Table:
     table.add_row("tab", "Move focus between the tree and the distribution")
     table.add_row("enter", "Pick the highlighted token (distribution) / fold a line (tree)")
     table.add_row("ctrl+q", "Quit")
+    table.add_row("[bold underline]Tree rows[/]", "")
+    for mark, meaning in ROW_MARKS:
+        table.add_row(mark, meaning)
+    table.add_row("[bold underline]Token colours[/]", "")
+    for style, meaning in zip(SCALE_STYLES[::-1], _COLOURS, strict=True):
+        table.add_row(Text("████", style=style), meaning)
+    table.add_row(Text("████", style=UNKNOWN_STYLE), "not scored (v cycles the colouring)")
     return table
 
 

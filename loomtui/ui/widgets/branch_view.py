@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from functools import lru_cache
 
 from rich.style import Style
@@ -10,8 +11,10 @@ from textual.content import Content
 from textual.style import Style as TStyle
 from textual.widgets import Static
 
+from loomtui.core.node import Node
+from loomtui.core.text import terminal_safe
 from loomtui.core.tree import Tree
-from loomtui.ui.format import token_style
+from loomtui.ui.format import plural, token_style
 from loomtui.ui.path_cache import PathCache
 
 MAX_CHARS = 2400
@@ -25,8 +28,10 @@ WINDOW_MARK = Style(color="#ff79c6", bold=True)
 
 
 def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
-                window: int | None, max_chars: int = MAX_CHARS) -> tuple[Content, str]:
-    """(the styled tail of the branch in ``cache``, a one-line summary of the branch)."""
+                window: int | None, max_chars: int = MAX_CHARS
+                ) -> tuple[Content, str, int | None]:
+    """(the styled tail of the branch in ``cache``, a one-line summary of the branch, where
+    the token cursor is in the text)."""
     path = cache.path
     total = cache.tokens[-1]
     outside = max(0, total - window) if window else 0
@@ -38,13 +43,15 @@ def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
     tok_index = cache.tokens[first - 1] if first else 0
     nodes = [tree.node(n) for n in path[first:]]
     out = _Spans()
+    cursor_at: int | None = None
     if hidden:
         out.append(f"… {hidden:,} earlier characters\n", style=HIDDEN)
     last = len(nodes) - 1
     run: list[str] = []
     run_style: Style | None = None
+    decode = _PathDecoder()
     for k, node in enumerate(nodes):
-        pieces = node.pieces()
+        pieces = decode.pieces(node)
         lps = node.token_logprobs
         alts = node.alternatives if mode == "entropy" else None
         tokenised = node.token_ids is not None and len(pieces) == node.n_tokens
@@ -61,6 +68,7 @@ def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
                 style = SELECTED if style is None else style + SELECTED
                 if cursor == j:
                     style += CURSOR
+                    cursor_at = out.length + sum(map(len, run))
                     if piece.isspace() or not piece:
                         piece = piece.replace(" ", "␣").replace("\n", "⏎\n") or "∅"
             if style == run_style:
@@ -73,10 +81,33 @@ def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
                 tok_index += 1
     if run:
         out.append("".join(run), style=run_style)
-    summary = f"{len(path)} nodes · {total:,} tokens"
+    summary = f"{plural(len(path), 'node')} · {plural(total, 'token')}"
     if outside:
         summary += f" · {outside:,} outside the {window:,}-token window"
-    return out.content(), summary
+    return out.content(), summary, cursor_at
+
+
+class _PathDecoder:
+    """Each token's text along a path, decoded from the path's bytes together: a character
+    split across tokens (byte-level tokens, one pick each) belongs to the token that completes
+    it, never shown as two replacement characters. Controls are made visible."""
+
+    def __init__(self) -> None:
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.open = False
+
+    def pieces(self, node: Node) -> list[str]:
+        if node.token_bytes is not None and len(node.token_bytes) == node.n_tokens:
+            self.open = True
+            return [terminal_safe(self.decoder.decode(b)) for b in node.token_bytes]
+        pieces = node.pieces()
+        if self.open:  # a character left unfinished before text known only as text
+            self.open = False
+            rest = self.decoder.decode(b"", final=True)
+            self.decoder.reset()
+            if rest:
+                pieces = [rest + pieces[0], *pieces[1:]] if pieces else [rest]
+        return [terminal_safe(p) for p in pieces]
 
 
 @lru_cache(maxsize=512)
@@ -90,8 +121,10 @@ class _Spans:
 
     def __init__(self) -> None:
         self.parts: list[tuple[str, TStyle] | str] = []
+        self.length = 0
 
     def append(self, text: str, style: Style | None = None) -> None:
+        self.length += len(text)
         ts = _textual_style(style)
         self.parts.append(text if ts is None else (text, ts))
 
@@ -105,10 +138,23 @@ class BranchView(VerticalScroll, can_focus=False):
     def compose(self):  # type: ignore[override]
         yield Static(id="branch-text")
 
-    def show(self, text: Content, summary: str) -> None:
-        self.border_subtitle = summary
+    def show(self, text: Content, summary: str, cursor_at: int | None = None) -> None:
+        """Show the branch; scrolled to its end, or to the token cursor at ``cursor_at``."""
+        self.border_subtitle = Content(summary)
         self.query_one("#branch-text", Static).update(text)
-        self.call_after_refresh(self.scroll_end, animate=False)
+        if cursor_at is None:
+            self.call_after_refresh(self.scroll_end, animate=False)
+        else:
+            self.call_after_refresh(self._scroll_to_offset, text, cursor_at)
+
+    def _scroll_to_offset(self, text: Content, offset: int) -> None:
+        width = self.content_size.width
+        if width <= 0:
+            return
+        line = len(text[:offset].wrap(width)) - 1  # the cursor's line in the wrapped text
+        top, height = self.scroll_offset.y, self.content_size.height
+        if not top <= line < top + height:
+            self.scroll_to(y=max(0, line - height // 2), animate=False)
 
     def plain(self) -> str:
         """The text shown (for tests)."""

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from loomtui.core.node import Choices, Distribution
-from loomtui.core.text import inline, visible
+from loomtui.core.text import inline, short, terminal_safe, visible
 from loomtui.ui.format import bar, percent
 
 BAR_WIDTH = 10
@@ -105,9 +105,8 @@ class DistributionPanel(Vertical):
 
     def _fill(self, title: str, choices: Choices, stats: str, current: int | None = None) -> None:
         self.choices = choices
-        # Content, not markup: titles and stats hold strings from the session file
-        self.query_one("#dist-title", Static).update(Content(title), layout=False)
-        self.query_one("#dist-stats", Static).update(Content(stats), layout=False)
+        self.query_one("#dist-title", Static).update(Content(inline(title)), layout=False)
+        self.query_one("#dist-stats", Static).update(Content(terminal_safe(stats)), layout=False)
         options = []
         for rank, (tid, tok, lp) in enumerate(choices, 1):
             shown = visible(tok)
@@ -116,7 +115,7 @@ class DistributionPanel(Vertical):
             row = Content.assemble(
                 (f"{rank:>2} ", "dim"),
                 (shown.ljust(TOKEN_WIDTH), "bold underline" if tid == current else "bold"),
-                " ", (bar(math.exp(lp), BAR_WIDTH), "#56b6c2"), f" {percent(lp)}")
+                f" {percent(lp)} ", (bar(math.exp(lp), BAR_WIDTH), "#56b6c2"))
             options.append(row)
         self.query_one("#dist-list", TokenList).set_rows(options)
 
@@ -124,7 +123,8 @@ class DistributionPanel(Vertical):
         self.mode = "distribution"
         ent = "?" if dist.entropy is None else f"{dist.entropy:.2f} nats"
         stats = (f"entropy {ent} · top-{len(dist.top)} mass {100 * dist.mass:.1f}%"
-                 + (f"\nmodel {inline(dist.model)}" if dist.model else ""))
+                 + (" (partial)" if dist.partial else "")
+                 + (f"\nmodel {short(dist.model, 30)}" if dist.model else ""))
         self._fill(f"Next token after {node_label}", dist.top, stats)
 
     def show_alternatives(self, node_label: str, index: int, token: str, choices: Choices,
@@ -138,8 +138,9 @@ class DistributionPanel(Vertical):
     def show_message(self, title: str, message: str) -> None:
         self.mode = "message"
         self.choices = Choices()
-        self.query_one("#dist-title", Static).update(Content(title), layout=False)
-        self.query_one("#dist-stats", Static).update(Content(message), layout=False)
+        self.query_one("#dist-title", Static).update(Content(inline(title)), layout=False)
+        self.query_one("#dist-stats", Static).update(Content(terminal_safe(message)),
+                                                     layout=False)
         self.query_one("#dist-list", TokenList).set_rows([])
 
     def rows(self) -> list[str]:

@@ -18,6 +18,7 @@ from textual.widgets.tree import TreeNode
 
 from loomtui.core.text import short
 from loomtui.core.tree import ChildOrder, Tree
+from loomtui.ui import compat
 from loomtui.ui.format import ORIGIN_MARK, mean_prob
 
 MAX_DEPTH = 200
@@ -224,7 +225,7 @@ class LoomTree(TreeWidget[Line | Pending], inherit_bindings=False):
         if line.focus != node_id:
             line.focus = node_id
             tnode.set_label(self._root_label(tnode, line))
-        _ = self._tree_lines  # lay out lines so the node has its line number
+        compat.lay_out_lines(self)  # so the node has its line number
         if self.cursor_node is not tnode:
             self.move_cursor(tnode)
         else:
@@ -263,10 +264,9 @@ class LoomTree(TreeWidget[Line | Pending], inherit_bindings=False):
         for head in heads:
             if head not in have:
                 self._add_line(tnode, head)
-        tnode._children.sort(  # reorder in place; Textual has no public move
-            key=lambda c: wanted.get(c.data.head, len(wanted)) if isinstance(c.data, Line)
-            else len(wanted) + 1)
-        self._invalidate()
+        compat.reorder_children(
+            self, tnode, lambda c: wanted.get(c.data.head, len(wanted))
+            if isinstance(c.data, Line) else len(wanted) + 1)
 
     def refresh_nodes(self, touched: set[str]) -> None:
         """Update only the lines holding ``touched`` nodes (after an edit, undo or redo)."""
@@ -326,6 +326,7 @@ class LoomTree(TreeWidget[Line | Pending], inherit_bindings=False):
         return [str(t.label) for t in self._pending]
 
     # ------------------------------------------------------------ events
-    def _on_tree_node_expanded(self, event: TreeWidget.NodeExpanded[Line | Pending]) -> None:
+    def on_tree_node_expanded(self, event: TreeWidget.NodeExpanded[Line | Pending]) -> None:
+        event.stop()
         self._populate(event.node)
-        self._invalidate()
+        compat.invalidate(self)
