@@ -17,9 +17,17 @@ import asyncio
 import random
 import statistics
 import time
+from typing import Any
 
 SIZE = (140, 40)
 
+
+
+def _screen(app: Any) -> Any:
+    """The app's loom screen (the bench opens a session, so there is one)."""
+    screen = app.loom_screen
+    assert screen is not None
+    return screen
 
 def _as_opened(tree):
     """The tree as the app gets it from a session file: saved and loaded again (loading also
@@ -55,7 +63,7 @@ class FrameProbe:
         self.frames: list[float] = []
         self.handled = 0.0
         compat.hook_frames(app, lambda: self.frames.append(time.perf_counter()))
-        screen = app.loom_screen
+        screen = _screen(app)
         show = screen.show_selection
 
         def on_show(*args, **kwargs) -> None:
@@ -140,13 +148,13 @@ async def bench_stream(threads: int, runs: int = 5) -> None:
             await pilot.press("g")
             await app.workers.wait_for_complete()
             await pilot.pause()
-            seen = app.loom_screen.stream_updates
+            seen = _screen(app).stream_updates
             t0 = time.perf_counter()
             first = None
-            app.loom_screen.action_expand()
-            while app.loom_screen.generating:
+            _screen(app).action_expand()
+            while _screen(app).generating:
                 await asyncio.sleep(0.001)
-                if first is None and app.loom_screen.stream_updates > seen:
+                if first is None and _screen(app).stream_updates > seen:
                     first = time.perf_counter() - t0
             await pilot.pause()
             totals.append(time.perf_counter() - t0)
@@ -159,15 +167,15 @@ async def bench_stream(threads: int, runs: int = 5) -> None:
         # its own tokens run through the model in a worker, then the panel shows the result
         cached = []
         for kid in tree.children(tree.root_id)[:12]:
-            app.loom_screen.select(tree.root_id)
+            _screen(app).select(tree.root_id)
             await app.workers.wait_for_complete()
             await pilot.pause()
             tree.update(kid, distribution=None)
             pred.store.drop(kid)
             t0 = time.perf_counter()
-            app.loom_screen.select(kid)
+            _screen(app).select(kid)
             while (tree.node(kid).distribution is None
-                   or app.loom_screen.dist_panel.mode != "distribution"):
+                   or _screen(app).dist_panel.mode != "distribution"):
                 await asyncio.sleep(0.0005)
             cached.append(time.perf_counter() - t0)
     print(_summary("first streamed token on screen", firsts, 300), flush=True)
@@ -212,7 +220,7 @@ async def bench_autosave(n: int = 40000, rounds: int = 5, per_round: int = 12) -
         app = LoomApp(tree=tree, path=path, autosave_delay=AUTOSAVE_DELAY)
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
-            screen = app.loom_screen
+            screen = _screen(app)
 
             async def start() -> None:
                 await app.workers.wait_for_complete()
@@ -267,7 +275,7 @@ async def bench_model_work(threads: int, presses: int = 60) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await app.workers.wait_for_complete()
-        screen = app.loom_screen
+        screen = _screen(app)
         rest = await _keys(pilot, list("ljjkkh") * (presses // 6))
 
         async def start() -> None:

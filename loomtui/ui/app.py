@@ -258,7 +258,8 @@ class LoomApp(App[int]):
             if error is not None:
                 self.report("open", error)
             else:
-                tree, path, stamp, note = worker.result
+                result: Any = worker.result
+                tree, path, stamp, note = result
                 self.show_tree(tree, path, stamp)
                 self.say(note or f"opened {path} ({plural(len(tree), 'node')})")
                 if note:

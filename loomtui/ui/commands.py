@@ -11,7 +11,7 @@ from loomtui.ui.keys import APP_ACTIONS, KEYS, Key
 
 def _actions() -> list[tuple[str, str, str]]:
     """(palette text, action string, help) for every action."""
-    out = []
+    out: list[tuple[str, str, str]] = []
     for k in KEYS:
         if k.action == "pick_rank":
             out.extend((f"Pick token {r}", f"pick_rank({r})", f"Add the rank-{r} token")

@@ -37,8 +37,14 @@ def _choices(rng: random.Random, k: int, chosen: str | None = None,
     raw = sorted((-rng.expovariate(0.6) for _ in words), reverse=True)
     norm = math.log(sum(math.exp(x) for x in raw) / 0.9)  # the top-k hold 90% of the mass
     lps = [round(x - norm, 5) for x in raw]
-    ids = [_VOCAB.index(w) if w in _VOCAB else 900 + i for i, w in enumerate(words)]
+    ids: list[int | None] = [
+        _VOCAB.index(w) if w in _VOCAB else 900 + i for i, w in enumerate(words)]
     return Choices(ids, words, lps)
+
+
+def _known(tid: int | None) -> int:
+    assert tid is not None  # the demo's tokens all have ids
+    return tid
 
 
 def _node(rng: random.Random, nid: str, text: str, origin: str, created: float) -> Node:
@@ -52,7 +58,7 @@ def _node(rng: random.Random, nid: str, text: str, origin: str, created: float) 
     top = _choices(rng, 20)
     return Node(
         id=nid, text=text, origin=origin,
-        token_ids=[a.ids[r] for a, r in zip(alts, ranks, strict=True)],
+        token_ids=[_known(a.ids[r]) for a, r in zip(alts, ranks, strict=True)],
         token_offsets=offsets,
         token_logprobs=[a.logprobs[r] for a, r in zip(alts, ranks, strict=True)],
         alternatives=Alternatives.of(alts),

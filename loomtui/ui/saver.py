@@ -23,6 +23,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -92,6 +93,7 @@ def _write_forked(tree: Tree, path: Path, expect: FileStamp | None, check: bool)
         pid = os.fork()
         if pid == 0:  # the child: encode, write, report, and leave without cleanup
             code = 0
+            msg: dict[str, Any]
             try:
                 os.close(r)
                 gc.disable()  # a collection would touch (and copy) every page

@@ -491,7 +491,7 @@ class LoomScreen(Screen[None]):
         elif event.state == WorkerState.CANCELLED:
             self._finish(name)
         elif event.state == WorkerState.SUCCESS:
-            result = worker.result
+            result: Any = worker.result
             if name == "_distribution":
                 self._distribution_done(result)
             elif name in ("_expand", "_pick", "_type"):

@@ -135,7 +135,7 @@ class _Spans:
 class BranchView(VerticalScroll, can_focus=False):
     """Scrollable branch text; the app calls :meth:`show` when the selection changes."""
 
-    def compose(self):  # type: ignore[override]
+    def compose(self):
         yield Static(id="branch-text")
 
     def show(self, text: Content, summary: str, cursor_at: int | None = None) -> None:
