@@ -257,3 +257,37 @@ def test_prompt_edited_in_place_never_reuses_stale_kv(pred) -> None:
     dist = tree.node(b.id).distribution
     assert dist is not None
     assert dist.top.logprobs[0] == pytest.approx(full[dist.top.ids[0]].item(), abs=1e-3)
+
+
+def test_picking_the_two_byte_tokens_of_one_character_keeps_it_whole(pred) -> None:
+    """bard splits "ح" into two byte-level tokens; picked one at a time, each node's text is
+    U+FFFD, but the nodes keep their bytes and the branch (and its export) reads "ح"."""
+    ids = pred.tokenize("ح")
+    assert len(ids) == 2
+    tree = grow.new_tree(pred, PROMPT)
+    a = grow.pick(tree, pred, tree.root_id, token_id=ids[0])
+    b = grow.pick(tree, pred, a.id, token_id=ids[1])
+    assert a.text == b.text == "\ufffd" and a.token_bytes and b.token_bytes
+    assert tree.context_text(b.id) == PROMPT + "ح"
+    typed = grow.type_text(tree, pred, tree.root_id, " café")
+    assert typed.token_bytes is None  # exact text keeps no bytes
+
+
+def test_split_of_text_only_tokens_keeps_a_loadable_session(tmp_path) -> None:
+    """Tokens an engine gave by text only (offsets, no ids) split at a token index; a split at
+    a character clears the head's token fields so the session still loads."""
+    from loomtui.core import session
+
+    tree = Tree(Node("0", "Hi", "prompt"))
+    node = tree.add_child("0", tree.new_node(" there you", "sampled", token_offsets=[0, 6],
+                                             token_logprobs=[-0.5, -1.0], model="eng"))
+    tail = tree.split(node.id, at_token=1)
+    assert (tree.node(node.id).text, tail.text) == (" there", " you")
+    assert tail.token_offsets == [0] and tail.token_ids is None
+    path = tmp_path / "s.json"
+    session.save(tree, path)
+    assert len(session.load(path)) == 3
+    plain = tree.add_child("0", tree.new_node("abcdef", "imported"))
+    tree.split(plain.id, at_char=3)
+    session.save(tree, path)
+    assert session.load(path).node(plain.id).text == "abc"

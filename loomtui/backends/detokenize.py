@@ -9,6 +9,7 @@ streamers use.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 REPLACEMENT = "\ufffd"
@@ -57,4 +58,39 @@ def token_starts(decode: Callable[[list[int]], str], ids: list[int], text: str) 
         pos = min(max(pos, last), len(text))
         out.append(pos)
         last = pos
+    return out
+
+
+def _byte_decoder() -> dict[str, int]:
+    """The inverse of byte-level BPE's byte-to-character table (GPT-2's ``bytes_to_unicode``):
+    printable bytes stand for themselves, the others for characters from U+0100 on."""
+    keep = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+            *range(ord("®"), ord("ÿ") + 1)]
+    chars = list(keep)
+    n = 0
+    for b in range(256):
+        if b not in keep:
+            keep.append(b)
+            chars.append(256 + n)
+            n += 1
+    return {chr(c): b for b, c in zip(keep, chars, strict=True)}
+
+
+_BYTES = _byte_decoder()
+_BYTE_FALLBACK = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
+
+def token_bytes(pieces: list[str]) -> list[bytes] | None:
+    """The raw bytes of each vocabulary piece (``convert_ids_to_tokens``): byte-level BPE
+    pieces map back through the byte table, SentencePiece's byte fallback ``<0xNN>`` to its
+    byte. None when some piece is neither (the bytes are unknown)."""
+    out = []
+    for piece in pieces:
+        m = _BYTE_FALLBACK.fullmatch(piece)
+        if m is not None:
+            out.append(bytes([int(m.group(1), 16)]))
+        elif all(ch in _BYTES for ch in piece):
+            out.append(bytes(_BYTES[ch] for ch in piece))
+        else:
+            return None
     return out

@@ -26,7 +26,7 @@ from loomtui.backends.cache_adapter import (
     over,
     to_cache,
 )
-from loomtui.backends.detokenize import IncrementalText, token_starts
+from loomtui.backends.detokenize import IncrementalText, token_bytes, token_starts
 from loomtui.backends.kv_store import KVStore, Slice
 from loomtui.backends.lean_forward import SharedPrefix
 from loomtui.backends.sampling import draw, filtered_logprobs, generator
@@ -127,6 +127,18 @@ class TransformersPredictor:
             s = self._pieces[token_id] = self.decode([token_id])
         return s
 
+    def bytes_if_split(self, token_ids: list[int], text: str) -> list[bytes] | None:
+        """Each token's raw bytes when ``text`` (their decoding) is not exact: a token that
+        ends inside a UTF-8 character decodes to U+FFFD, and the node keeps the bytes so that
+        the branch's text is decoded whole. None when the text is exact (or the vocabulary is
+        not byte-level)."""
+        if "\ufffd" not in text:
+            return None
+        pieces = token_bytes(self.tok.convert_ids_to_tokens(list(token_ids)))
+        if pieces is None or b"".join(pieces) == text.encode("utf-8", "surrogatepass"):
+            return None
+        return pieces
+
     def offsets(self, token_ids: list[int], text: str) -> list[int]:
         """Where each token starts in ``text`` (= decode(token_ids)), monotone and in range."""
         return token_starts(self.decode, token_ids, text)
@@ -225,7 +237,8 @@ class TransformersPredictor:
             if fresh:  # untokenised nodes take this model's tokens; others' scores are kept
                 tree.update_if(nid, {"text": text, "token_ids": None}, token_ids=ids,
                                token_offsets=self.offsets(ids, text), token_logprobs=None,
-                               alternatives=None, model=self.model_id, scores=kept)
+                               alternatives=None, model=self.model_id, scores=kept,
+                               token_bytes=None)
         return out
 
     def _context(self, tree: Tree, node_id: str, reserve: int = 0,
@@ -403,6 +416,7 @@ class TransformersPredictor:
             text = self.decode(token_ids)
             seg = Segment(
                 text=text, token_ids=list(token_ids), token_offsets=self.offsets(token_ids, text),
+                token_bytes=self.bytes_if_split(token_ids, text),
                 token_logprobs=[round(x, DIGITS) for x in picked.tolist()],
                 alternatives=self._alternatives(lp),
                 distribution=self._distribution(logits[-1], 20),
@@ -496,6 +510,7 @@ class TransformersPredictor:
             kv_all = from_cache(cache) if cache is not None else []
             for i, r in enumerate(rows):
                 r.text = self.decode(r.token_ids)
+                r.token_bytes = self.bytes_if_split(r.token_ids, r.text)
                 r.token_offsets = (texts[i].starts if texts[i].text == r.text
                                    else self.offsets(r.token_ids, r.text))
                 if final[i] is not None:

@@ -16,6 +16,7 @@ which holds no lock.
 from __future__ import annotations
 
 import functools
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -390,12 +391,12 @@ class Tree:
         with self.transaction("edit prompt"):
             self._set_op(self.root_id, dict(
                 text=text, token_ids=None, token_offsets=None, token_bytes=None,
-                token_logprobs=None, alternatives=None, distribution=None))
-            stale = dict(token_logprobs=None, alternatives=None, distribution=None)
+                token_logprobs=None, alternatives=None, distribution=None, scores={}))
+            stale = dict(token_logprobs=None, alternatives=None, distribution=None, scores={})
             for nid in self.subtree(self.root_id)[1:]:
                 n = self._nodes[nid]
                 if n.token_logprobs is not None or n.alternatives is not None or (
-                        n.distribution is not None):
+                        n.distribution is not None or n.scores):
                     self._set_op(nid, stale)
         return root
 
@@ -408,41 +409,48 @@ class Tree:
         """
         node = self.node(node_id)
         if at_token is not None:
-            if node.token_ids is None or node.token_offsets is None:
+            # tokens are known by their offsets (ids too, unless an engine gave text only)
+            offs = node.token_offsets
+            if offs is None:
                 raise TreeError(f"node {node_id} has no tokens to split at; split at a character")
-            if not 0 < at_token < len(node.token_ids):
+            if not 0 < at_token < len(offs):
                 raise TreeError(
-                    f"split point {at_token} is outside 1..{len(node.token_ids) - 1} "
-                    f"for node {node_id}")
+                    f"split point {at_token} is outside 1..{len(offs) - 1} for node {node_id}")
             k = at_token
-            c = node.token_offsets[k]
+            c = offs[k]
+            ids = node.token_ids
             tail_fields: dict[str, Any] = dict(
-                token_ids=node.token_ids[k:],
-                token_offsets=[o - c for o in node.token_offsets[k:]],
+                token_ids=ids[k:] if ids is not None else None,
+                token_offsets=[o - c for o in offs[k:]],
                 token_logprobs=node.token_logprobs[k:] if node.token_logprobs else None,
                 alternatives=node.alternatives.slice(k) if node.alternatives else None,
                 token_bytes=node.token_bytes[k:] if node.token_bytes is not None else None,
             )
+            # what the model offered at token k: the head's next-token distribution, as far as
+            # it is known (not partial: entropy unknown, so a model recomputes it in full)
             head_dist = (
-                Distribution.from_choices(node.alternatives[k], node.model)
+                Distribution(node.alternatives[k], None, min(1.0, sum(
+                    math.exp(lp) for lp in node.alternatives[k].logprobs)), node.model)
                 if node.alternatives and len(node.alternatives[k]) else None
             )
             head_fields: dict[str, Any] = dict(
-                text=node.text[:c], token_ids=node.token_ids[:k],
-                token_offsets=node.token_offsets[:k],
+                text=node.text[:c], token_ids=ids[:k] if ids is not None else None,
+                token_offsets=offs[:k],
                 token_logprobs=node.token_logprobs[:k] if node.token_logprobs else None,
                 alternatives=node.alternatives.slice(0, k) if node.alternatives else None,
                 token_bytes=node.token_bytes[:k] if node.token_bytes is not None else None,
-                distribution=head_dist,
+                distribution=head_dist, scores={},
             )
         elif at_char is not None:
-            if node.token_ids:
+            if node.token_offsets:
                 raise TreeError(f"node {node_id} is tokenised; split it at a token index")
             if not 0 < at_char < len(node.text):
                 raise TreeError(f"split point {at_char} is outside 1..{len(node.text) - 1}")
             c = at_char
             tail_fields = {}
-            head_fields = dict(text=node.text[:c], distribution=None)
+            head_fields = dict(text=node.text[:c], distribution=None, token_ids=None,
+                               token_offsets=None, token_logprobs=None, alternatives=None,
+                               token_bytes=None, scores={})
         else:
             raise TreeError("split needs a token index or a character offset")
         tail = Node(
