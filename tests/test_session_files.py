@@ -81,12 +81,44 @@ def test_read_only_file_is_not_rewritten(tmp_path: Path) -> None:
 def test_stale_temp_files_of_killed_saves_are_removed(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     session.save(small(), path)
-    stale = tmp_path / ".s.json.abc123.tmp"
+    stale = tmp_path / ".s.json.abc_1234.tmp"
     stale.write_bytes(b"half a session")
     other = tmp_path / ".other.json.x.tmp"
     other.write_bytes(b"not ours")
+    longer = tmp_path / ".s.json.bak.json.abcd1234.tmp"  # a live save of "s.json.bak.json"
+    longer.write_bytes(b"not ours either")
     session.save(small(), path)
-    assert not stale.exists() and other.exists()
+    assert not stale.exists() and other.exists() and longer.exists()
+
+
+def test_threads_of_one_process_exclude_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    session.save(small(), path)
+    inside = threading.Event()
+    release = threading.Event()
+    order: list[str] = []
+
+    def holder() -> None:
+        with session.locked(path):
+            inside.set()
+            release.wait(5)
+            order.append("holder")
+
+    t = threading.Thread(target=holder)
+    t.start()
+    inside.wait(5)
+    def wait_for_it() -> None:
+        with session.locked(path):
+            order.append("waiter")
+
+    waiter = threading.Thread(target=wait_for_it)
+    waiter.start()
+    time.sleep(0.2)
+    assert order == []  # the second thread waits
+    release.set()
+    t.join(5)
+    waiter.join(5)
+    assert order == ["holder", "waiter"]
 
 
 def test_save_refuses_to_overwrite_a_file_changed_by_another_process(tmp_path: Path) -> None:

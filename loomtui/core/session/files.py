@@ -11,6 +11,7 @@ lock on ``.FILE.lock`` beside the session, so two loomtui processes never interl
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -110,7 +111,7 @@ def read_regular(path: str | os.PathLike[str], max_bytes: int | None = None
 
 
 # --------------------------------------------------------------------------- the lock
-_locks: dict[str, filelock.FileLock] = {}
+_locks: dict[str, tuple[threading.RLock, filelock.FileLock]] = {}
 _locks_guard = threading.Lock()
 
 
@@ -133,21 +134,33 @@ def locked(path: str | os.PathLike[str], timeout: float = LOCK_TIMEOUT) -> Itera
     lp = lock_path(Path(path))
     key = str(lp.resolve()) if lp.parent.exists() else str(lp)
     with _locks_guard:
-        lock = _locks.get(key)
-        if lock is None:
-            lock = _locks[key] = filelock.FileLock(str(lp), thread_local=False)
+        pair = _locks.get(key)
+        if pair is None:
+            pair = _locks[key] = (threading.RLock(), filelock.FileLock(str(lp),
+                                                                       thread_local=False))
+    in_process, between_processes = pair
+    # threads of this process exclude each other with the RLock (re-entrant per thread);
+    # the file lock, held by the first owner, excludes other processes
+    if not in_process.acquire(timeout=timeout):
+        raise SessionError(path, f"another save of it is under way (waited {timeout:.0f} s)")
     try:
-        lock.acquire(timeout=timeout)
-    except filelock.Timeout:
-        raise SessionError(path, f"another loomtui process is writing it (waited {timeout:.0f} "
-                                 "s); try again when it is done") from None
-    except OSError:  # no room for a lock file: a read-only or missing directory
-        yield
-        return
-    try:
-        yield
+        try:
+            between_processes.acquire(timeout=timeout)
+        except filelock.Timeout:
+            raise SessionError(path, f"another loomtui process is writing it (waited "
+                                     f"{timeout:.0f} s); try again when it is done") from None
+        except OSError:
+            if os.access(lp.parent, os.W_OK):  # the directory takes files, but not this lock
+                raise SessionError(path, f"cannot take its lock {lp.name}: it belongs to "
+                                         "another user or cannot be opened") from None
+            yield  # a read-only directory: there is nothing to write either
+            return
+        try:
+            yield
+        finally:
+            between_processes.release()
     finally:
-        lock.release()
+        in_process.release()
 
 
 # --------------------------------------------------------------------------- writing
@@ -195,6 +208,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *,
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+                new = FileStamp.of_stat(os.fstat(fh.fileno()))  # a rename keeps all of it
             if backup and st is not None:
                 _backup(target)
             os.replace(tmp, target)
@@ -205,21 +219,19 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *,
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(directory)
-        new = stamp_of(target)
-        assert new is not None
         return new
 
 
 def _remove_stale_temps(target: Path) -> None:
     """Temporary files of our own naming left by a killed save (under the lock, so no live
     save of another loomtui is writing one)."""
-    prefix = f".{target.name}."
+    ours = re.compile(re.escape(f".{target.name}.") + r"([a-z0-9_]{8}|bak)\.tmp")
     try:
         names = os.listdir(target.parent if str(target.parent) else ".")
     except OSError:
         return
-    for name in names:
-        if name.startswith(prefix) and name.endswith(".tmp"):
+    for name in names:  # mkstemp's names: prefix, 8 characters, suffix (and the backup's)
+        if ours.fullmatch(name):
             (target.parent / name).unlink(missing_ok=True)
 
 
