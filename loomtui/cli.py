@@ -358,7 +358,12 @@ def cmd_new(args: argparse.Namespace) -> int:
     pred = _predictor(args)
     tree = new_tree(pred, args.prompt)
     _notes(pred)
-    _save(tree, str(out))
+    from loomtui.core import session
+
+    if args.force:
+        session.save(tree, out)
+    else:  # refused if another program made the file while the model loaded
+        session.save(tree, out, expect=None)
     print(tree.root_id)
     return 0
 
@@ -371,9 +376,10 @@ def _grow(args: argparse.Namespace, compute: Callable[[Tree, Any, str], Any]) ->
     with _editing(args.session) as tree:
         nid = _node_id(tree, args.node)
         pred = _predictor(args, tree)
-        for node in grow.grow(tree, pred, compute(tree, pred, nid)):
-            print(node.id)
+        made = [node.id for node in grow.grow(tree, pred, compute(tree, pred, nid))]
         _notes(pred)
+    for nid in made:  # only once the session holding them is saved
+        print(nid)
     return 0
 
 
@@ -427,11 +433,10 @@ def _text_option(text: str, escapes: bool, option: str) -> str:
 def _edit(args: argparse.Namespace, fn: Callable[[Tree, str], Any]) -> int:
     """Apply one edit to a node of the session (locked load, edit, save)."""
     with _editing(args.session) as tree:
-        nid = _node_id(tree, args.node)
-        result = fn(tree, nid)
-        for line in result if isinstance(result, list) else [result]:
-            if line is not None:
-                print(inline(line))  # ids from the file: controls made visible
+        result = fn(tree, _node_id(tree, args.node))
+    for line in result if isinstance(result, list) else [result]:  # once saved
+        if line is not None:
+            print(inline(line))  # ids from the file: controls made visible
     return 0
 
 
@@ -616,19 +621,19 @@ def cmd_search(args: argparse.Namespace) -> int:
         node = tree.node(m.node_id)
         context = tree.context_text(m.node_id)
         if args.json:
-            print(json.dumps({
+            print(_json({
                 "id": m.node_id, "depth": m.depth, "parent": tree.parent(m.node_id),
                 "origin": node.origin, "start": m.start, "end": m.end,
                 "node_start": m.node_start, "match": context[m.start:m.end], "text": node.text,
                 "logprob": node.logprob(), "bookmarked": node.bookmarked, "tags": node.tags,
-            }, ensure_ascii=False))
+            }))
         else:
             if query.text:
                 shown = _snippet(context, m.start, m.end)
             else:
                 shown = _snippet(context, m.node_start, m.node_start + len(node.text),
                                  mark=False)
-            print(f"{m.node_id:>6} d{m.depth:<3} {node.origin[:7]:7s} {shown}")
+            print(f"{inline(m.node_id):>6} d{m.depth:<3} {node.origin[:7]:7s} {shown}")
     if found.truncated:
         print(f"loomtui: note: stopped at --limit {args.limit}", file=sys.stderr)
     return 0 if found.matches else 1
@@ -649,10 +654,14 @@ def cmd_grow(args: argparse.Namespace) -> int:
     the run and keeps (and saves) what was grown."""
     plan = _plan(args)  # bad input: one line, before the session or the model is loaded
     with _editing(args.session) as tree:
-        return _run_grow(args, plan, tree)
+        rc, error = _run_grow(args, plan, tree)
+    if error is not None:  # what was grown before it is saved
+        raise error
+    return rc
 
 
-def _run_grow(args: argparse.Namespace, plan: Any, tree: Tree) -> int:
+def _run_grow(args: argparse.Namespace, plan: Any, tree: Tree
+              ) -> tuple[int, BaseException | None]:
     import threading
 
     from loomtui.core import autoloom
@@ -686,13 +695,18 @@ def _run_grow(args: argparse.Namespace, plan: Any, tree: Tree) -> int:
             cancel.set()
             print("autoloom: stopping (what was grown is kept)", file=sys.stderr, flush=True)
     if "error" in out:
-        raise out["error"]
+        error = out["error"]
+        if not isinstance(error, Exception):
+            raise error
+        if not isinstance(error, LoomError):
+            error = LoomError(f"autoloom stopped: {type(error).__name__}: {error}")
+        return 2, error
     result: autoloom.Result = out["result"]
     print(f"autoloom: run {result.run} (tag autoloom:{result.run}, seed {result.seed}) made "
           f"{len(result.made)} nodes, {result.stopped}", file=sys.stderr)
     if result.best is not None:
-        print(result.best)
-    return 130 if interrupted else 0
+        print(inline(result.best))
+    return (130 if interrupted else 0), None
 
 
 # ------------------------------------------------------------------ parser
