@@ -369,6 +369,7 @@ async def test_sampler_settings_validate_and_are_saved(tmp_path):
         assert not isinstance(app.screen, SamplerScreen)
         assert tree.sampler.top_p == 0.9 and tree.sampler.n == 5
         assert tree.sampler.stop == ("\n", "END") and tree.seed == 42
+        await settle(pilot)  # the autosave
     saved = session.load(path)
     assert saved.sampler.n == 5 and saved.seed == 42  # remembered in the session
 

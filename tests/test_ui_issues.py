@@ -251,13 +251,13 @@ async def test_the_prompt_is_edited_in_place_as_one_undo_step(bard_tree, pred):
         await pilot.pause()
         root = bard_tree.root
         assert root.text == "JULIET:\nO Romeo" and root.id == "0"
-        assert "stale" in bard_tree.node(kid).tags
-        assert bard_tree.node(kid).distribution is None
+        assert bard_tree.node(kid).token_logprobs is None
+        assert bard_tree.node(kid).distribution is None  # stale: recomputed when shown
         await settle(pilot)  # the prompt is scored again for the predictor panel
         assert root.distribution is not None and root.distribution.model == "bard"
         await pilot.press("u")
         assert bard_tree.root.text == "ROMEO:\nBut soft, what light"
-        assert "stale" not in bard_tree.node(kid).tags
+        assert bard_tree.node(kid).distribution is not None
 
 
 class SlowPredictor:
