@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loomtui.core.errors import LoomError
@@ -126,9 +127,9 @@ def _mean(node: Node) -> float | None:
     return None if lp is None or not n else lp / n
 
 
-def _filter(query: Query) -> list:
+def _filter(query: Query) -> list[Callable[[Node], bool]]:
     """Predicates on a node, cheapest first (the depth range is checked by the walk)."""
-    tests = []
+    tests: list[Callable[[Node], bool]] = []
     q = query
     if q.origins:
         origins = q.origins
@@ -244,7 +245,7 @@ def _lookback(query: Query, pattern: re.Pattern[str]) -> int:
 
 
 def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | None,
-           tests: list, limit: int | None) -> SearchResult:
+           tests: list[Callable[[Node], bool]], limit: int | None) -> SearchResult:
     out = SearchResult()
     matches = out.matches
     add = matches.append
