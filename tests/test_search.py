@@ -93,7 +93,7 @@ def test_context_matches_across_segments_once_where_the_match_ends(tree):
 
 
 def test_context_search_in_a_deep_chain_is_iterative_and_exact():
-    chain = make_tree(3000, chain=True, seed=3)
+    chain = make_tree(1200, chain=True, seed=3)
     q = "thou love"
     naive = [n for n, _ in chain.iter_preorder()
              if (lambda ctx, n=n: any(

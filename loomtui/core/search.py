@@ -18,6 +18,7 @@ import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from loomtui.core.errors import LoomError
 from loomtui.core.node import ORIGINS, Node
@@ -83,8 +84,7 @@ class Query:
         return self
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """A node that matches, and where: ``start``/``end`` are offsets in the node's context
     text (the path's segments joined), ``node_start`` is where its own segment begins there.
     Without query text the span is empty, at ``node_start``."""
@@ -121,8 +121,14 @@ def compile_query(query: Query) -> re.Pattern[str] | None:
         raise SearchError(f"bad regular expression {query.text!r:.60}: {exc}") from None
 
 
+def _logprob(node: Node) -> float | None:
+    """:meth:`Node.logprob`, without a generator (it runs on every node of a search)."""
+    lps = node.token_logprobs
+    return None if not lps or None in lps else float(sum(lps))  # type: ignore[arg-type]
+
+
 def _mean(node: Node) -> float | None:
-    lp = node.logprob()
+    lp = _logprob(node)
     n = node.n_tokens
     return None if lp is None or not n else lp / n
 
@@ -157,7 +163,7 @@ def _filter(query: Query) -> list[Callable[[Node], bool]]:
 
     if q.min_logprob is not None or q.max_logprob is not None:
         lo, hi = q.min_logprob, q.max_logprob
-        tests.append(lambda n: between(n.logprob(), lo, hi))
+        tests.append(lambda n: between(_logprob(n), lo, hi))
     if q.min_mean_logprob is not None or q.max_mean_logprob is not None:
         mlo, mhi = q.min_mean_logprob, q.max_mean_logprob
         tests.append(lambda n: between(_mean(n), mlo, mhi))
@@ -253,6 +259,7 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
     max_d = query.max_depth
     depths, starts = order.depths, order.starts
     find = pattern.search if pattern is not None else None
+    passes = tests[0] if len(tests) == 1 else (lambda n: all(t(n) for t in tests))
     lookback = _lookback(query, pattern) if pattern is not None and query.context else 0
     if lookback:
         path = tree.path(order.top)
@@ -269,7 +276,7 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
             tails.append((tail + node.text)[-keep:])
         if depth < min_d or (max_d is not None and depth > max_d):
             continue
-        if tests and not all(t(node) for t in tests):
+        if tests and not passes(node):
             continue
         pos = starts[i]
         if find is None:
