@@ -24,7 +24,7 @@ from loomtui.core.errors import LoomError
 from loomtui.core.node import ORIGINS, Node
 from loomtui.core.tree import Tree
 
-REGEX_LOOKBACK = 4096
+REGEX_LOOKBACK = 1000
 """With ``context=True`` a regex match may start at most this many characters before the
 segment it ends in (a plain query's matches are all found: their length is known)."""
 
