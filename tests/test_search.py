@@ -226,3 +226,14 @@ def test_cli_output_is_terminal_safe(tmp_path, capsys):
     rc, out, _ = run(capsys, "search", path, "king")
     assert rc == 0 and "\x1b" not in out and "\x07" not in out
     assert "␛[2J" in out and out.count("\n") == 1
+
+
+def test_search_and_autoloom_import_no_ui_or_ml_framework():
+    import subprocess
+    import sys
+
+    script = ("import sys, loomtui.core.search, loomtui.core.autoloom; print(sorted(m for m in "
+              "sys.modules if m.split('.')[0] in ('textual', 'rich', 'torch', 'transformers')))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip() == "[]"
