@@ -185,8 +185,76 @@ def search(tree: Tree, query: Query, *, start: str | None = None,
     pattern = compile_query(query)
     tests = _filter(query)
     with tree.lock:
-        order = _order(tree, tree.root_id if start is None else tree.node(start).id)
-        return _match(tree, order, query, pattern, tests, limit)
+        top = tree.root_id if start is None else tree.node(start).id
+        cached = _ORDERS.get(tree)
+        if (cached is None or cached.revision != tree.revision or cached.top != top) and (
+                pattern is not None or tests) and not (pattern is not None and query.context):
+            found = _sparse(tree, query, pattern, tests, top, limit)
+            if found is not None:
+                return found
+        return _match(tree, _order(tree, top), query, pattern, tests, limit)
+
+
+SPARSE_SHARE = 8
+"""Without a cached walk, a query that at most one node in this many passes is answered by
+testing every node and placing the few that pass from their paths, without walking the tree."""
+
+
+def _sparse(tree: Tree, query: Query, pattern: re.Pattern[str] | None,
+            tests: list[Callable[[Node], bool]], top: str,
+            limit: int | None) -> SearchResult | None:
+    """The matches placed in pre-order by their paths' (creation time, id) keys; None when
+    too many nodes pass (or their paths are too long) for that to beat a walk."""
+    find = pattern.search if pattern is not None else None
+    passes = tests[0] if len(tests) == 1 else (lambda n: all(t(n) for t in tests))
+    cap = max(len(tree) // SPARSE_SHARE, 1)
+    hits: list[tuple[Node, re.Match[str] | None]] = []
+    for node in tree.nodes():
+        if tests and not passes(node):
+            continue
+        m = None
+        if find is not None:
+            m = find(node.text)
+            if m is None:
+                continue
+        hits.append((node, m))
+        if len(hits) > cap:
+            return None
+    pred = tree.graph.pred
+    get = tree.node
+    steps, budget = 0, len(tree)
+    rows = []
+    min_d = query.min_depth if query.min_depth is not None else 0
+    max_d = query.max_depth
+    for node, m in hits:
+        key = [(node.created, node.id)]
+        pos = 0
+        nid = node.id
+        inside = nid == top
+        while True:
+            ps = pred[nid]
+            if not ps:
+                break
+            nid = next(iter(ps))
+            inside = inside or nid == top
+            parent = get(nid)
+            key.append((parent.created, nid))
+            pos += len(parent.text)
+            steps += 1
+            if steps > budget:  # deep paths: the walk is cheaper
+                return None
+        depth = len(key) - 1
+        if not inside or depth < min_d or (max_d is not None and depth > max_d):
+            continue
+        key.reverse()
+        a, b = (m.start(), m.end()) if m is not None else (0, 0)
+        rows.append((key, Match(node.id, depth, pos + a, pos + b, pos)))
+    rows.sort(key=lambda row: row[0])
+    out = SearchResult([row[1] for row in rows], len(tree))
+    if limit is not None and len(out.matches) > limit:
+        del out.matches[limit:]
+        out.truncated = True
+    return out
 
 
 @dataclass(slots=True)
@@ -231,7 +299,8 @@ def _order(tree: Tree, top: str) -> _Order:
                 for c in children:
                     push((c, depth, end))
             else:
-                for c in sorted(children, key=created, reverse=True):
+                # by creation, ties by id (as the paths' keys of a sparse search)
+                for c in sorted(sorted(children, reverse=True), key=created, reverse=True):
                     push((c, depth, end))
     _ORDERS[tree] = order
     return order
