@@ -612,6 +612,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     """Print the matching nodes in pre-order; exit 0 with matches, 1 with none (as grep)."""
     from loomtui.core.search import search
 
+    if args.limit is not None and args.limit < 1:
+        raise LoomError(f"--limit must be 1 or more, got {args.limit}")
     tree = _load(args.session)
     query = _search_query(args)
     if args.node is not None:

@@ -93,7 +93,7 @@ def test_context_matches_across_segments_once_where_the_match_ends(tree):
 
 
 def test_context_search_in_a_deep_chain_is_iterative_and_exact():
-    chain = make_tree(3000, chain=True, seed=3)
+    chain = make_tree(1200, chain=True, seed=3)
     q = "thou love"
     naive = [n for n, _ in chain.iter_preorder()
              if (lambda ctx, n=n: any(
@@ -226,3 +226,38 @@ def test_cli_output_is_terminal_safe(tmp_path, capsys):
     rc, out, _ = run(capsys, "search", path, "king")
     assert rc == 0 and "\x1b" not in out and "\x07" not in out
     assert "␛[2J" in out and out.count("\n") == 1
+
+
+def test_search_and_autoloom_import_no_ui_or_ml_framework():
+    import subprocess
+    import sys
+
+    script = ("import sys, loomtui.core.search, loomtui.core.autoloom; print(sorted(m for m in "
+              "sys.modules if m.split('.')[0] in ('textual', 'rich', 'torch', 'transformers')))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("text", ["thou love", "king,", "lord is", "é the"])
+def test_a_sparse_search_places_matches_as_the_walk_does(text):
+    """Without a cached walk, a selective query is answered from the matches' paths; with
+    one, by the walk: same matches, same order, ties in creation time included."""
+    from loomtui.core import search as search_module
+
+    t = make_tree(600, seed=5, branching=3)
+    for i, n in enumerate(t.nodes()):
+        n.created = float(i // 7)  # many siblings created "at once", as in an imported file
+    t.split("2", at_token=3)  # moves children: adjacency order is no longer creation order
+    queries = [Query(text), Query(text, min_depth=2, max_depth=4),
+               Query(text, max_logprob=-12.0), Query(origins=frozenset({"prompt"}))]
+    for q in queries:
+        search_module._ORDERS.clear()
+        sparse = search(t, q)
+        assert search_module._ORDERS.get(t) is None  # answered without a walk
+        search(t, Query(""))  # walks and keeps the walk
+        walked = search(t, q)
+        assert sparse.matches == walked.matches
+    search_module._ORDERS.clear()
+    assert search(t, Query(text), start="2").matches == [
+        m for m in search(t, Query(text)).matches if "2" in t.path(m.node_id)]

@@ -3,16 +3,19 @@
 Each query runs on a generated tree (8 tokens a node, branching 4) and on a deep chain, and is
 timed against a naive search in the same process: the tree's own pre-order walk testing each
 node's text (or rebuilding each node's whole context from the root, for ``context``). Prints
-the best of a few runs; the target is a plain substring search under 200 ms at 100k nodes.
+the first run (which walks the tree) and the best of a few more (which reuse the walk's
+pre-order until the tree changes, as a search typed letter by letter does); the target is a
+plain substring search under 200 ms at 100k nodes, first run.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 
 from loomtui.bench.synthetic import make_tree
-from loomtui.core.search import Query, search
+from loomtui.core.search import _ORDERS, Query, search
 from loomtui.core.tree import Tree
 
 TARGET_MS = 200.0
@@ -39,16 +42,19 @@ def _naive(tree: Tree, text: str, context: bool) -> list[str]:
 
 def _row(name: str, tree: Tree, query: Query, naive: Callable[[], list[str]] | None,
          target: float | None = None, reps: int = 5) -> bool:
+    _ORDERS.clear()  # the first run walks the tree; later ones reuse its pre-order
+    first, _ = _best(lambda: search(tree, query), 1)
     ours_s, res = _best(lambda: search(tree, query), reps)
     n = len(res.matches)  # type: ignore[union-attr]
-    line = f"{name:44s} {len(tree):7d} nodes  {n:7d} matches  ours {ours_s * 1000:8.1f} ms"
+    line = (f"{name:40s} {len(tree):6d} nodes {n:6d} matches  first {first * 1000:7.1f} ms"
+            f"  again {ours_s * 1000:7.1f} ms")
     if naive is not None:
         base_s, base = _best(naive, 1 if query.context else reps)
         line += f"  naive {base_s * 1000:9.1f} ms  ratio {base_s / ours_s:6.1f}x"
         if not query.context:
             # Naive context matching differs across boundaries; in segments the ids agree.
             assert base == [m.node_id for m in res.matches]  # type: ignore[union-attr]
-    ok = target is None or ours_s * 1000 <= target
+    ok = target is None or first * 1000 <= target
     if target is not None:
         line += f"  (target < {target:g} ms: {'ok' if ok else 'MISSED'})"
     print(line, flush=True)
@@ -56,13 +62,14 @@ def _row(name: str, tree: Tree, query: Query, naive: Callable[[], list[str]] | N
 
 
 def main(sizes: list[int]) -> int:
-    print("generated trees: 8 tokens a node, branching 4; best of 5 runs (naive context: 1);\n"
-          "naive = Tree.iter_preorder testing each node (context: rebuilt from the root, "
-          "up to 20k nodes)")
+    print("generated trees: 8 tokens a node, branching 4; ours: the first run, then the best of 5")
+    print("naive: Tree.iter_preorder testing each node's text, or rebuilding its context from "
+          "the root (context rows, up to 20k nodes); best of 5, context 1")
     ok = True
     for size in sizes:
         t = time.perf_counter()
         tree = make_tree(size)
+        gc.freeze()  # as session.load leaves a loaded tree: out of the cyclic GC's sight
         print(f"-- {size} nodes (generated in {time.perf_counter() - t:.1f} s)", flush=True)
         target = TARGET_MS if size >= 100_000 else None
         ok &= _row("substring 'king' in segments", tree, Query("king"),
@@ -79,6 +86,7 @@ def main(sizes: list[int]) -> int:
         _row("regex across segments (context)", tree,
              Query(r"lord\W+is", regex=True, context=True), None)
     chain = make_tree(5_000, chain=True)
+    gc.freeze()
     print("-- a 5,000-deep chain", flush=True)
     _row("'king' across segments (context)", chain, Query("king", context=True),
          lambda: _naive(chain, "king", True), reps=3)

@@ -22,8 +22,10 @@ Every node made records the run: ``node.sampler`` and ``node.seed``, a tag ``aut
 ``node.foreign["autoloom"]`` (strategy, score name and weights, value, its components, the noise
 added, the question, the run's seed, the step). The whole run is one undo step
 (:meth:`Tree.undo_group`). It runs on a worker thread: ``cancel`` stops it (what was grown is
-kept), ``on_progress(made, budget, best_score)`` reports, and ``on_main`` runs each phase two
-where the tree's structure may be edited (the app passes ``App.call_from_thread``).
+kept), ``on_progress(made, budget, best_score)`` reports from the run's thread, and ``on_main``
+runs each phase two where the tree's structure may be edited (the app passes
+``App.call_from_thread``). Every transaction made while the run is open joins its undo step, so
+the app keeps the user from editing the tree meanwhile.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from loomtui.core import grow, limits
 from loomtui.core.errors import LoomError
@@ -59,7 +61,6 @@ DEPTH = limits.Bound("depth", 1, 1000, integer=True)
 NOISE = limits.Bound("noise", 0.0, 100.0)
 WEIGHT = limits.Bound("weight", -1e6, 1e6)
 
-T = TypeVar("T")
 OnProgress = Callable[[int, int, float | None], None]
 OnMain = Callable[[Callable[[], Any]], Any]
 

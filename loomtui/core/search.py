@@ -16,13 +16,15 @@ from __future__ import annotations
 import fnmatch
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from loomtui.core.errors import LoomError
 from loomtui.core.node import ORIGINS, Node
 from loomtui.core.tree import Tree
 
-REGEX_LOOKBACK = 4096
+REGEX_LOOKBACK = 1000
 """With ``context=True`` a regex match may start at most this many characters before the
 segment it ends in (a plain query's matches are all found: their length is known)."""
 
@@ -82,8 +84,7 @@ class Query:
         return self
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
+class Match(NamedTuple):
     """A node that matches, and where: ``start``/``end`` are offsets in the node's context
     text (the path's segments joined), ``node_start`` is where its own segment begins there.
     Without query text the span is empty, at ``node_start``."""
@@ -120,15 +121,21 @@ def compile_query(query: Query) -> re.Pattern[str] | None:
         raise SearchError(f"bad regular expression {query.text!r:.60}: {exc}") from None
 
 
+def _logprob(node: Node) -> float | None:
+    """:meth:`Node.logprob`, without a generator (it runs on every node of a search)."""
+    lps = node.token_logprobs
+    return None if not lps or None in lps else float(sum(lps))  # type: ignore[arg-type]
+
+
 def _mean(node: Node) -> float | None:
-    lp = node.logprob()
+    lp = _logprob(node)
     n = node.n_tokens
     return None if lp is None or not n else lp / n
 
 
-def _filter(query: Query) -> list:
+def _filter(query: Query) -> list[Callable[[Node], bool]]:
     """Predicates on a node, cheapest first (the depth range is checked by the walk)."""
-    tests = []
+    tests: list[Callable[[Node], bool]] = []
     q = query
     if q.origins:
         origins = q.origins
@@ -156,7 +163,7 @@ def _filter(query: Query) -> list:
 
     if q.min_logprob is not None or q.max_logprob is not None:
         lo, hi = q.min_logprob, q.max_logprob
-        tests.append(lambda n: between(n.logprob(), lo, hi))
+        tests.append(lambda n: between(_logprob(n), lo, hi))
     if q.min_mean_logprob is not None or q.max_mean_logprob is not None:
         mlo, mhi = q.min_mean_logprob, q.max_mean_logprob
         tests.append(lambda n: between(_mean(n), mlo, mhi))
@@ -178,8 +185,76 @@ def search(tree: Tree, query: Query, *, start: str | None = None,
     pattern = compile_query(query)
     tests = _filter(query)
     with tree.lock:
-        order = _order(tree, tree.root_id if start is None else tree.node(start).id)
-        return _match(tree, order, query, pattern, tests, limit)
+        top = tree.root_id if start is None else tree.node(start).id
+        cached = _ORDERS.get(tree)
+        if (cached is None or cached.revision != tree.revision or cached.top != top) and (
+                pattern is not None or tests) and not (pattern is not None and query.context):
+            found = _sparse(tree, query, pattern, tests, top, limit)
+            if found is not None:
+                return found
+        return _match(tree, _order(tree, top), query, pattern, tests, limit)
+
+
+SPARSE_SHARE = 8
+"""Without a cached walk, a query that at most one node in this many passes is answered by
+testing every node and placing the few that pass from their paths, without walking the tree."""
+
+
+def _sparse(tree: Tree, query: Query, pattern: re.Pattern[str] | None,
+            tests: list[Callable[[Node], bool]], top: str,
+            limit: int | None) -> SearchResult | None:
+    """The matches placed in pre-order by their paths' (creation time, id) keys; None when
+    too many nodes pass (or their paths are too long) for that to beat a walk."""
+    find = pattern.search if pattern is not None else None
+    passes = tests[0] if len(tests) == 1 else (lambda n: all(t(n) for t in tests))
+    cap = max(len(tree) // SPARSE_SHARE, 1)
+    hits: list[tuple[Node, re.Match[str] | None]] = []
+    for node in tree.nodes():
+        if tests and not passes(node):
+            continue
+        m = None
+        if find is not None:
+            m = find(node.text)
+            if m is None:
+                continue
+        hits.append((node, m))
+        if len(hits) > cap:
+            return None
+    pred = tree.graph.pred
+    get = tree.node
+    steps, budget = 0, len(tree)
+    rows = []
+    min_d = query.min_depth if query.min_depth is not None else 0
+    max_d = query.max_depth
+    for node, m in hits:
+        key = [(node.created, node.id)]
+        pos = 0
+        nid = node.id
+        inside = nid == top
+        while True:
+            ps = pred[nid]
+            if not ps:
+                break
+            nid = next(iter(ps))
+            inside = inside or nid == top
+            parent = get(nid)
+            key.append((parent.created, nid))
+            pos += len(parent.text)
+            steps += 1
+            if steps > budget:  # deep paths: the walk is cheaper
+                return None
+        depth = len(key) - 1
+        if not inside or depth < min_d or (max_d is not None and depth > max_d):
+            continue
+        key.reverse()
+        a, b = (m.start(), m.end()) if m is not None else (0, 0)
+        rows.append((key, Match(node.id, depth, pos + a, pos + b, pos)))
+    rows.sort(key=lambda row: row[0])
+    out = SearchResult([row[1] for row in rows], len(tree))
+    if limit is not None and len(out.matches) > limit:
+        del out.matches[limit:]
+        out.truncated = True
+    return out
 
 
 @dataclass(slots=True)
@@ -224,7 +299,8 @@ def _order(tree: Tree, top: str) -> _Order:
                 for c in children:
                     push((c, depth, end))
             else:
-                for c in sorted(children, key=created, reverse=True):
+                # by creation, ties by id (as the paths' keys of a sparse search)
+                for c in sorted(sorted(children, reverse=True), key=created, reverse=True):
                     push((c, depth, end))
     _ORDERS[tree] = order
     return order
@@ -244,7 +320,7 @@ def _lookback(query: Query, pattern: re.Pattern[str]) -> int:
 
 
 def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | None,
-           tests: list, limit: int | None) -> SearchResult:
+           tests: list[Callable[[Node], bool]], limit: int | None) -> SearchResult:
     out = SearchResult()
     matches = out.matches
     add = matches.append
@@ -252,6 +328,7 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
     max_d = query.max_depth
     depths, starts = order.depths, order.starts
     find = pattern.search if pattern is not None else None
+    passes = tests[0] if len(tests) == 1 else (lambda n: all(t(n) for t in tests))
     lookback = _lookback(query, pattern) if pattern is not None and query.context else 0
     if lookback:
         path = tree.path(order.top)
@@ -268,7 +345,7 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
             tails.append((tail + node.text)[-keep:])
         if depth < min_d or (max_d is not None and depth > max_d):
             continue
-        if tests and not all(t(node) for t in tests):
+        if tests and not passes(node):
             continue
         pos = starts[i]
         if find is None:
