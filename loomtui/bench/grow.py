@@ -32,7 +32,7 @@ def main(model: str = "smollm2", threads: int = 1, nodes: int = 64, tokens: int 
     # Warm up both paths once (allocations, lazy inits).
     warm = _context_tree(pred, 16)
     grow.expand(warm, pred, warm.root_id, sampler.with_(n=2, max_tokens=4), seed=0)
-    _generate(pred, warm.root.token_ids, 1, sampler.with_(max_tokens=4))
+    _generate(pred, warm.root.token_ids or [], 1, sampler.with_(max_tokens=4))
 
     tree = _context_tree(pred, ctx)
     pred.store.clear()

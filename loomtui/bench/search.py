@@ -13,6 +13,8 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from loomtui.bench.synthetic import make_tree
 from loomtui.core.search import _ORDERS, Query, search
@@ -21,8 +23,9 @@ from loomtui.core.tree import Tree
 TARGET_MS = 200.0
 
 
-def _best(fn: Callable[[], object], reps: int = 5) -> tuple[float, object]:
-    best, out = float("inf"), None
+def _best(fn: Callable[[], Any], reps: int = 5) -> tuple[float, Any]:
+    best: float = float("inf")
+    out: Any = None
     for _ in range(reps):
         t = time.perf_counter()
         out = fn()
@@ -45,7 +48,7 @@ def _row(name: str, tree: Tree, query: Query, naive: Callable[[], list[str]] | N
     _ORDERS.clear()  # the first run walks the tree; later ones reuse its pre-order
     first, _ = _best(lambda: search(tree, query), 1)
     ours_s, res = _best(lambda: search(tree, query), reps)
-    n = len(res.matches)  # type: ignore[union-attr]
+    n = len(res.matches)
     line = (f"{name:40s} {len(tree):6d} nodes {n:6d} matches  first {first * 1000:7.1f} ms"
             f"  again {ours_s * 1000:7.1f} ms")
     if naive is not None:
@@ -53,7 +56,7 @@ def _row(name: str, tree: Tree, query: Query, naive: Callable[[], list[str]] | N
         line += f"  naive {base_s * 1000:9.1f} ms  ratio {base_s / ours_s:6.1f}x"
         if not query.context:
             # Naive context matching differs across boundaries; in segments the ids agree.
-            assert base == [m.node_id for m in res.matches]  # type: ignore[union-attr]
+            assert base == [m.node_id for m in res.matches]
     ok = target is None or first * 1000 <= target
     if target is not None:
         line += f"  (target < {target:g} ms: {'ok' if ok else 'MISSED'})"
@@ -73,16 +76,16 @@ def main(sizes: list[int]) -> int:
         print(f"-- {size} nodes (generated in {time.perf_counter() - t:.1f} s)", flush=True)
         target = TARGET_MS if size >= 100_000 else None
         ok &= _row("substring 'king' in segments", tree, Query("king"),
-                   lambda tree=tree: _naive(tree, "king", False), target)
+                   partial(_naive, tree, "king", False), target)
         _row("substring, no match", tree, Query("no such words"),
-             lambda tree=tree: _naive(tree, "no such words", False))
+             partial(_naive, tree, "no such words", False))
         _row("regex r'thou\\s+love'", tree, Query(r"thou\s+love", regex=True), None)
         _row("filters: sampled, logprob <= -20", tree,
              Query(origins=frozenset({"sampled"}), max_logprob=-20.0), None)
         _row("filters: entropy >= 5, depth 3..6", tree,
              Query(min_entropy=5.0, min_depth=3, max_depth=6), None)
         _row("'king' across segments (context)", tree, Query("king", context=True),
-             (lambda tree=tree: _naive(tree, "king", True)) if size <= 20_000 else None)
+             (partial(_naive, tree, "king", True)) if size <= 20_000 else None)
         _row("regex across segments (context)", tree,
              Query(r"lord\W+is", regex=True, context=True), None)
     chain = make_tree(5_000, chain=True)

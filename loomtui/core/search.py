@@ -14,6 +14,7 @@ filter. Runs on any thread: the walk holds ``Tree.lock``.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 import weakref
 from collections.abc import Callable
@@ -156,7 +157,7 @@ def _filter(query: Query) -> list[Callable[[Node], bool]]:
         model = q.model.casefold()
         tests.append(lambda n: n.model is not None and model in n.model.casefold())
     for pattern in q.tags:
-        tests.append(lambda n, p=pattern: any(fnmatch.fnmatchcase(t, p) for t in n.tags))
+        tests.append(functools.partial(_has_tag, pattern=pattern))
 
     def between(value: float | None, lo: float | None, hi: float | None) -> bool:
         return value is not None and (lo is None or value >= lo) and (hi is None or value <= hi)
@@ -400,3 +401,7 @@ def parse_time(text: str, now: float) -> float:
     except ValueError:
         raise SearchError(f"not a time: {text!r:.40} (give 2026-11-23, 2026-11-23T14:00, "
                           "or a duration ago such as 30m, 12h, 7d, 2w)") from None
+
+
+def _has_tag(n: Node, pattern: str) -> bool:
+    return any(fnmatch.fnmatchcase(t, pattern) for t in n.tags)
