@@ -392,7 +392,8 @@ class Tree:
             self._set_op(self.root_id, dict(
                 text=text, token_ids=None, token_offsets=None, token_bytes=None,
                 token_logprobs=None, alternatives=None, distribution=None, scores={}))
-            stale: dict[str, Any] = dict(token_logprobs=None, alternatives=None, distribution=None, scores={})
+            stale: dict[str, Any] = dict(token_logprobs=None, alternatives=None,
+                                         distribution=None, scores={})
             for nid in self.subtree(self.root_id)[1:]:
                 n = self._nodes[nid]
                 if n.token_logprobs is not None or n.alternatives is not None or (
