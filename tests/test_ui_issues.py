@@ -393,3 +393,24 @@ async def test_open_imports_another_looms_file_without_writing_it(tmp_path):
         assert any("imported 3 nodes" in m for m in app.said)
     assert other.read_bytes() == before
     assert len(session.load(tmp_path / "theirs.loomtui.json")) == 3
+
+
+async def test_open_imports_any_format_the_cli_imports(tmp_path):
+    """A MiniLoom file (patches, not texts) opens too: the same importers as `loomtui import`."""
+    import shutil
+    from pathlib import Path
+
+    from textual.widgets import Input
+
+    src = Path(__file__).parent / "data" / "formats" / "miniloom" / "tree.json"
+    mini = tmp_path / "mini.json"
+    shutil.copy(src, mini)
+    app = LoomApp(tree=demo_tree(), path=tmp_path / "mine.json")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        app.screen.query_one(Input).value = str(mini)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.path == tmp_path / "mini.loomtui.json"
+        assert any("(miniloom)" in m for m in app.said)
+    assert mini.read_bytes() == src.read_bytes()

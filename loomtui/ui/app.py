@@ -475,20 +475,23 @@ def _import_other_loom(path: Path, error: SessionError
                        ) -> tuple[Tree, Path, FileStamp | None, str]:
     """A file that is not a loomtui session: import it if another loom wrote it (the file
     itself is never written; the session goes to a new file beside it)."""
-    from loomtui.core.importers import load_pyloom
+    from loomtui.core.importers import import_file, session_paths
 
     try:
-        tree = load_pyloom(path)
-    except SessionError:
-        raise SessionError(path, f"{error.problem}; not a file of another loom that loomtui "
-                                 "imports either") from None
-    target = path.with_name(f"{path.stem}.loomtui.json")
+        results = import_file(path)
+    except SessionError as exc:
+        raise SessionError(path, f"{error.problem}; and as another loom's file: "
+                                 f"{exc.problem}") from None
+    first = results[0]  # a file of several trees: the first (`loomtui import` writes each)
+    tree = first.tree
+    target = base = session_paths(path, [first])[0]
     k = 2
-    while target.exists():
-        target = path.with_name(f"{path.stem}.loomtui-{k}.json")
+    while target.exists():  # never over an existing file
+        target = base.with_name(f"{base.name.removesuffix('.loomtui.json')}.loomtui-{k}.json")
         k += 1
-    return tree, target, None, (f"imported {plural(len(tree), 'node')} from another loom's "
-                                f"{path.name}; saved as {target.name}")
+    more = f" (1 of {len(results)} trees: loomtui import writes each)" if len(results) > 1 else ""
+    return tree, target, None, (f"imported {plural(len(tree), 'node')} from {path.name} "
+                                f"({first.fmt}){more}; saved as {target.name}")
 
 
 def _quiet() -> None:
