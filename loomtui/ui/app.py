@@ -101,6 +101,8 @@ class LoomApp(App[int]):
         self.last_saved: Written | None = None
         self._autosave_timer: Timer | None = None
         self._saving_tree: Tree | None = None
+        self._pending_save: tuple[Path, bool] | None = None
+        """A save as asked for while another save was running: started when it ends."""
         self.last_key = 0.0
         self._announce = False
         """The save under way was asked for (ctrl+s, save as): say when it is done."""
@@ -292,8 +294,11 @@ class LoomApp(App[int]):
         path = path or self.path
         if path is None:
             return False
-        if self.saving:
-            self.save_again = True
+        if self.saving:  # one save at a time: this one starts when the running one ends
+            if path != self.path or not check:
+                self._pending_save = (path, check)
+            else:
+                self.save_again = True
             return True
         if self.conflict and path == self.path and check:
             self._offer_reload()
@@ -334,6 +339,10 @@ class LoomApp(App[int]):
             self.conflict = False
             if announce:
                 self.say(f"saved {written.path}", timeout=2)
+        elif isinstance(error, ConflictError) and getattr(error, "path", None) != str(
+                self.path):  # a save as onto a file that appeared meanwhile
+            self.quitting = False
+            self.report("save as", one_line(error))
         elif isinstance(error, ConflictError):
             self.conflict = True
             self.quitting = False
@@ -343,7 +352,10 @@ class LoomApp(App[int]):
             self.quitting = False
             self.report("save", one_line(error))
         self._status()
-        if self.quitting:
+        pending, self._pending_save = self._pending_save, None
+        if pending is not None:
+            self._announce = self.start_save(pending[0], check=pending[1])
+        elif self.quitting:
             self._quit_when_idle()
         elif self.save_again or (self.dirty and written is not None and self.autosave):
             self.save_again = False

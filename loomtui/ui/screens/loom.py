@@ -20,6 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
@@ -251,8 +252,11 @@ class LoomScreen(Screen[None]):
         bits.append(f"{plural(len(self.loom), 'node')} · {self.order} · {self.colour}")
         if self.token_cursor is not None:
             bits.append(f"token {self.token_cursor}")
-        self.query_one("#status", Static).update(Content(inline("  │  ".join(bits))),
-                                                 layout=False)
+        try:
+            status = self.query_one("#status", Static)
+        except NoMatches:  # the screen is being taken down (a late worker message)
+            return
+        status.update(Content(inline("  │  ".join(bits))), layout=False)
 
     # ------------------------------------------------------------------ changes
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
