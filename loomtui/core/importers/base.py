@@ -302,6 +302,18 @@ def assign_ids(raw_ids: list[object]) -> tuple[list[str], list[str | None], IdPo
     return out, keys, pool
 
 
+def model_and_sampler(node: Node, raw: dict[str, Any], keys: dict[str, str]) -> None:
+    """A node's model and settings where the file names them (then it was sampled; else it
+    was typed)."""
+    model = raw.get("model")
+    if isinstance(model, str) and model:
+        node.model = model
+        node.origin = "sampled"
+    else:
+        node.origin = "typed"
+    node.sampler = sampler_of(raw, keys)
+
+
 def sampler_of(raw: dict[str, Any], keys: dict[str, str]) -> Sampler | None:
     """A Sampler from a node's stored settings (``keys`` maps our field to theirs), or None
     when none is stored or one is out of range (the raw values stay in ``foreign``)."""

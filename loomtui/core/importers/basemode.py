@@ -25,8 +25,8 @@ from loomtui.core.importers.base import (
     FlatSpec,
     Imported,
     created_from,
+    model_and_sampler,
     read_flat,
-    sampler_of,
     show,
 )
 from loomtui.core.node import Node
@@ -49,13 +49,7 @@ def fits(data: object) -> str | None:
 
 
 def fill(node: Node, raw: dict[str, Any], dropped: Dropped) -> bool:
-    model = raw.get("model")
-    if isinstance(model, str) and model:
-        node.model = model
-        node.origin = "sampled"
-    else:
-        node.origin = "typed"
-    node.sampler = sampler_of(raw, SAMPLER)
+    model_and_sampler(node, raw, SAMPLER)
     meta = raw.get("metadata")
     node.bookmarked = isinstance(meta, dict) and meta.get("bookmarked") is True
     return created_from(node, raw.get("created_at"), dropped)

@@ -16,8 +16,8 @@ from loomtui.core.importers.base import (
     Imported,
     created_from,
     key_of,
+    model_and_sampler,
     read_flat,
-    sampler_of,
 )
 from loomtui.core.node import Node
 
@@ -36,13 +36,7 @@ def fits(data: object) -> str | None:
 
 
 def fill(node: Node, raw: dict[str, Any], dropped: Dropped) -> bool:
-    model = raw.get("model")
-    if isinstance(model, str) and model:
-        node.model = model
-        node.origin = "sampled"
-    else:
-        node.origin = "typed"
-    node.sampler = sampler_of(raw, SAMPLER)
+    model_and_sampler(node, raw, SAMPLER)
     node.bookmarked = raw.get("bookmarked") is True
     return created_from(node, raw.get("created_at", raw.get("timestamp")), dropped)
 
