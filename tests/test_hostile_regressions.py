@@ -105,7 +105,6 @@ async def test_app_survives_markup_in_model_names(tmp_path: Path) -> None:
     from loomtui.backends import load_predictor
     from loomtui.core.node import Choices, Distribution
     from loomtui.ui.app import LoomApp
-    from loomtui.ui.messages import ModelLoaded
 
     tree = Tree(Node("0", "root", "prompt", created=1.0), model="[@click=app.quit]GM[/] [/]")
     tree.add_child("0", Node("a", " x", "typed", created=2.0, distribution=Distribution(
@@ -114,9 +113,11 @@ async def test_app_survives_markup_in_model_names(tmp_path: Path) -> None:
     app = LoomApp(tree=tree, predictor=None, path=tmp_path / "s.json", autosave=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
-        assert "model bad [/] markup [/bogus" in str(app.dist_panel.query_one("#dist-stats")
-                                                     .render())
-        app.post_message(ModelLoaded(load_predictor("bard", threads=1)))
+        screen = app.loom_screen
+        assert screen is not None
+        assert "model bad [/] markup [/bogus" in str(
+            screen.dist_panel.query_one("#dist-stats").render())
+        app._model_done(load_predictor("bard", threads=1), None)  # as the loading worker does
         await pilot.pause()
         await pilot.pause()
     assert app.return_code in (0, None)
