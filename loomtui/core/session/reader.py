@@ -65,16 +65,16 @@ class Bulk:
                     not looked_up and not set(map(type, texts)) <= {list}):
                 return False
             lens = list(map(len, ids))
-            if lens != list(map(len, texts)) or lens != list(map(len, lps)):
+            if lens != list(map(len, lps)) or (not looked_up and lens != list(map(len, texts))):
                 return False
             self.opt_ids.extend(ids)
             if not looked_up:
                 self.strs.extend(texts)
             self.lps.extend(lps)
         ids = list(flat(self.ids))
-        opt_ids = [x for x in flat(self.opt_ids) if x is not None]
+        opt_ids = _known(list(flat(self.opt_ids)))
         lps = list(flat(self.lps))
-        opt_lps = [x for x in flat(self.opt_lps) if x is not None]
+        opt_lps = _known(list(flat(self.opt_lps)))
         return (
             set(map(type, ids)) <= {int} and set(map(type, opt_ids)) <= {int}
             and min(ids, default=0) >= 0 and max(ids, default=0) < limits.MAX_TOKEN_ID
@@ -85,6 +85,11 @@ class Bulk:
             and max(lps, default=0.0) <= limits.MAX_LOGPROB
             and max(opt_lps, default=0.0) <= limits.MAX_LOGPROB
         )
+
+
+def _known(values: list[Any]) -> list[Any]:
+    """``values`` without its Nones (copied only when there are some)."""
+    return [x for x in values if x is not None] if None in values else values
 
 
 class Ctx:
@@ -146,7 +151,13 @@ def _columns(where: str, raw: object, table: dict[int, str] | None, rows: bool
         if rows:
             if not set(map(type, ids)) <= {list}:
                 fail(f"{where}: every row must be a list")
-            texts = [_lookup(where, table, row) for row in ids]
+            if table is None:
+                fail(f"{where} has no texts and graph.vocab has no table for its model")
+            get = table.__getitem__
+            try:
+                texts = [list(map(get, row)) for row in ids]
+            except (KeyError, TypeError) as exc:
+                fail(f"{where}: token id {exc} has no text in graph.vocab")
         else:
             texts = _lookup(where, table, ids)
         looked_up = True
