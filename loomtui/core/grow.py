@@ -36,19 +36,16 @@ class StaleError(TreeError):
 @dataclass(frozen=True, slots=True)
 class Stamp:
     """What a phase-one result depends on: the tree object, the node, and its context's text
-    and token ids as they were (ids repeat across sessions, split/merge/edit change contexts)."""
+    as it was (ids repeat across sessions; split, merge and edit change contexts)."""
 
     tree_id: int
     node_id: str
     context: str
-    ids: tuple[int, ...] | None
 
     @staticmethod
     def of(tree: Tree, node_id: str) -> Stamp:
         with tree.lock:
-            ids = tree.context_ids(node_id)
-            return Stamp(id(tree), node_id, tree.context_text(node_id),
-                         None if ids is None else tuple(ids))
+            return Stamp(id(tree), node_id, tree.context_text(node_id))
 
     def valid(self, tree: Tree) -> bool:
         """Whether a result stamped with this still applies to ``tree`` as it is now."""
