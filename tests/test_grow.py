@@ -291,3 +291,25 @@ def test_split_of_text_only_tokens_keeps_a_loadable_session(tmp_path) -> None:
     tree.split(plain.id, at_char=3)
     session.save(tree, path)
     assert session.load(path).node(plain.id).text == "abc"
+
+
+def test_distribution_at_a_position_extends_the_stored_alternatives(tree: Tree, pred) -> None:
+    """More alternatives on demand: the full distribution before token k of a node, whose top
+    entries are the few stored with the token, computed without changing the tree; branching
+    from it picks a token the node never stored."""
+    child = grow.expand(tree, pred, tree.root_id, Sampler(n=1, max_tokens=8), seed=3)[0]
+    before = (tree.revision, len(tree), child.text)
+    for k in (0, 4):
+        dist = grow.distribution_at(tree, pred, child.id, k, top_k=60)
+        assert len(dist.top) == 60 and dist.entropy is not None
+        stored = child.alternatives[k]
+        assert dist.top.ids[: len(stored)] == stored.ids
+        assert dist.top.logprobs[: len(stored)] == pytest.approx(stored.logprobs, abs=1e-3)
+    assert (tree.revision, len(tree), child.text) == before
+    assert all(not nid.startswith("\0") for nid in tree.graph)
+    rank = len(child.alternatives[4]) + 3  # beyond what the token stored
+    new = grow.branch_at(tree, child.id, 4, rank, choices=dist.top)
+    assert new.token_ids == [dist.top.ids[rank - 1]]
+    assert tree.parent(new.id) == child.id and child.n_tokens == 4
+    with pytest.raises(TreeError, match="before the first token of the prompt"):
+        grow.distribution_at(tree, pred, tree.root_id, 0)

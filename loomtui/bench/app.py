@@ -295,12 +295,12 @@ _LAUNCH = """
 import sys, time
 t0 = float(sys.argv[1])
 import asyncio
-from loomtui.ui.app import LoomApp
+from loomtui.ui.app import make_app
 from loomtui.ui import compat
-from loomtui.ui.demo import demo_tree
+from loomtui.ui.screens.loom import LoomScreen
 
 async def main():
-    app = LoomApp(tree=demo_tree(), model="bard", load_model=True, autosave=False, threads=1)
+    app = make_app(sys.argv[2], model=sys.argv[3], threads=1)
     first = []
     compat.hook_frames(app, lambda: first or first.append(time.time())
                        or first.append("torch" in sys.modules))
@@ -308,39 +308,64 @@ async def main():
         while not first:
             await asyncio.sleep(0.001)
         torch_at_frame = first[1]
+        while not isinstance(app.screen, LoomScreen):
+            await asyncio.sleep(0.005)
+        shown = time.time()
         while app.model_loading:
             await asyncio.sleep(0.005)
         ready = time.time()
-    print(first[0] - t0, ready - t0, torch_at_frame)
+        error = app.model_error
+    if error:
+        sys.exit(error)
+    print(first[0] - t0, shown - t0, ready - t0, torch_at_frame)
 
 asyncio.run(main())
 """
 
 
-def bench_launch(runs: int = 3) -> None:
-    """From starting Python to the app's first frame, and to the model (bard) being ready."""
+def bench_launch(runs: int = 3, model: str = "bard", nodes: int = 0) -> None:
+    """From starting Python (``loomtui open SESSION`` as the CLI builds the app, autosave on)
+    to the first frame, to the session on screen, and to the model being ready."""
     import os
     import subprocess
     import sys
+    import tempfile
 
-    firsts, readies, torch_early = [], [], 0
-    for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", _LAUNCH, repr(time.time())],
-                             capture_output=True, text=True, check=True,
-                             env={**os.environ, "PYTHONPATH": os.getcwd()})
-        first, ready, early = out.stdout.split()
-        firsts.append(float(first))
-        readies.append(float(ready))
-        torch_early += early == "True"
-    print(_summary("launch to first frame", firsts, 1000)
+    from loomtui.bench.synthetic import make_tree
+    from loomtui.core import session
+    from loomtui.ui.demo import demo_tree
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "launch.json")
+        tree = make_tree(nodes) if nodes else demo_tree()
+        session.save(tree, path)
+        what = f"{nodes:,}-node session" if nodes else "example session"
+        firsts, shown, readies, torch_early = [], [], [], 0
+        for _ in range(runs):
+            out = subprocess.run([sys.executable, "-c", _LAUNCH, repr(time.time()), path, model],
+                                 capture_output=True, text=True,
+                                 env={**os.environ, "PYTHONPATH": os.getcwd()})
+            if out.returncode:
+                print(f"launch ({what}, {model}) failed: {out.stderr.strip()[-300:]}")
+                return
+            first, show, ready, early = out.stdout.split()
+            firsts.append(float(first))
+            shown.append(float(show))
+            readies.append(float(ready))
+            torch_early += early == "True"
+    print(_summary(f"launch to first frame ({what})", firsts, 1000)
           + f"  [torch imported before it: {torch_early}/{runs}]", flush=True)
-    print(_summary("launch to model ready (bard)", readies), flush=True)
+    print(_summary(f"launch to session shown ({what})", shown), flush=True)
+    print(_summary(f"launch to model ready ({model})", readies,
+                   3000 if model == "smollm2" else None), flush=True)
 
 
 def main(threads: int = 1, only: str | None = None) -> int:
     print(f"loomtui app benchmark (terminal {SIZE[0]}x{SIZE[1]}, torch threads {threads})")
     runs = {
         "launch": bench_launch,
+        "launch-smollm2": lambda: bench_launch(model="smollm2"),
+        "launch-40k": lambda: bench_launch(nodes=40000),
         "tree": lambda: asyncio.run(bench_big_tree()),
         "chain": lambda: asyncio.run(bench_deep_chain()),
         "stream": lambda: asyncio.run(bench_stream(threads)),

@@ -15,13 +15,14 @@ in one transaction (one undo step), refusing if the parent's context changed mea
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 import time
 from dataclasses import dataclass
 
 from loomtui.core.errors import TreeError
-from loomtui.core.node import Alternatives, Choices, Node, Sampler, TokenChoice
+from loomtui.core.node import Alternatives, Choices, Distribution, Node, Sampler, TokenChoice
 from loomtui.core.predictor import CachingPredictor, OnToken, Predictor, Segment
 from loomtui.core.tree import Tree
 
@@ -285,18 +286,56 @@ def pick_stored(tree: Tree, node_id: str, rank: int, *, select: bool = True) -> 
     return child
 
 
-def branch_at(tree: Tree, node_id: str, token_index: int, rank: int) -> Node:
+def distribution_at(tree: Tree, pred: Predictor, node_id: str, token_index: int,
+                    top_k: int = 100) -> Distribution:
+    """Phase one (changes nothing): the predictor's next-token distribution just before token
+    ``token_index`` of ``node_id``: every alternative at that position, where the node stores
+    only the few that came with the token. The context is a scratch copy of the path whose
+    last node is cut before that token (the ancestors keep their ids, so a caching predictor
+    reuses their KV)."""
+    with tree.lock:
+        path = [copy.copy(tree.node(n)) for n in tree.path(node_id)]
+    node = path[-1]
+    offs = node.token_offsets
+    if offs is None or not 0 <= token_index < len(offs):
+        raise TreeError(f"node {node_id} has no token {token_index} "
+                        f"(it has {0 if offs is None else len(offs)})")
+    if token_index == 0:
+        if len(path) == 1:
+            raise TreeError("nothing comes before the first token of the prompt")
+        return pred.distribution(tree, path[-2].id, top_k)
+    k, c = token_index, offs[token_index]
+    head = Node(
+        id=f"\0at:{node_id}:{k}", text=node.text[:c], origin=node.origin, model=node.model,
+        token_ids=node.token_ids[:k] if node.token_ids is not None else None,
+        token_offsets=offs[:k],
+        token_logprobs=node.token_logprobs[:k] if node.token_logprobs else None,
+        alternatives=node.alternatives.slice(0, k) if node.alternatives else None,
+        token_bytes=node.token_bytes[:k] if node.token_bytes is not None else None)
+    for ancestor in path[:-1]:
+        ancestor.distribution = None  # a scratch copy: nothing of it is kept
+    scratch = Tree(path[0], model=tree.model)
+    for parent, child in zip(path[:-1], [*path[1:-1], head], strict=True):
+        scratch.add_child(parent.id, child)
+    return pred.distribution(scratch, head.id, top_k)
+
+
+def branch_at(tree: Tree, node_id: str, token_index: int, rank: int,
+              choices: Choices | None = None) -> Node:
     """Branch inside a segment: split ``node_id`` before token ``token_index`` and add the
     ``rank``-th stored alternative at that position as a sibling of the tail (one undo step).
-    At index 0 the alternative becomes a sibling of the node itself."""
+    At index 0 the alternative becomes a sibling of the node itself. ``choices``: the
+    alternatives at that position as computed on demand (:func:`distribution_at`), instead of
+    the ones stored with the token."""
     node = tree.node(node_id)
-    if node.alternatives is None or node.token_offsets is None:
+    if node.token_offsets is None or (choices is None and node.alternatives is None):
         raise TreeError(f"node {node_id} has no stored alternatives to branch from")
     n = node.n_tokens
     if not 0 <= token_index < n:
         raise TreeError(f"token index must be in 0..{n - 1} for node {node_id}, "
                         f"got {token_index}")
-    alts: Choices = node.alternatives[token_index]
+    alts: Choices = choices if choices is not None else node.alternatives[  # type: ignore[index]
+        token_index]
     if not 1 <= rank <= len(alts):
         raise TreeError(f"rank must be in 1..{len(alts)} (the alternatives stored at token "
                         f"{token_index} of node {node_id}), got {rank}")

@@ -24,7 +24,7 @@ from textual.binding import BindingType
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from loomtui.core import session
+from loomtui.core import recent, session
 from loomtui.core.errors import SessionError
 from loomtui.core.node import Node
 from loomtui.core.session import ConflictError, FileStamp
@@ -36,7 +36,9 @@ from loomtui.ui.format import plural
 from loomtui.ui.saver import Written, write_session
 from loomtui.ui.screens.help import HelpScreen
 from loomtui.ui.screens.loom import LoomScreen, one_line
-from loomtui.ui.screens.prompt import Choose, LinePrompt, PromptScreen, confirm_quit
+from loomtui.ui.screens.open_file import OpenFile
+from loomtui.ui.screens.opening import OpeningScreen
+from loomtui.ui.screens.prompt import Choose, PromptScreen, confirm_quit
 
 AUTOSAVE_DELAY = 0.3
 BUSY_WINDOW = 0.25
@@ -69,9 +71,18 @@ class LoomApp(App[int]):
         load_model: bool = False,
         autosave: bool = True,
         autosave_delay: float = 0.0,
+        open_path: str | os.PathLike[str] | None = None,
+        sessions_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         super().__init__()
         self.loom: Tree | None = tree
+        self.open_path: Path | None = Path(open_path) if open_path is not None else None
+        """A file to open after the first frame (a big session takes seconds to read)."""
+        self.sessions_dir = Path(sessions_dir or "sessions")
+        """Where new sessions go (the open dialog lists it)."""
+        self._remembered: Path | None = None
+        self.startup_error: str | None = None
+        """Why the file given at launch could not be opened (printed after the app ends)."""
         self.pred: Any = predictor
         self.path: Path | None = Path(path) if path is not None else None
         self.file_stamp: FileStamp | None = stamp if stamp is not None or tree is None or (
@@ -116,6 +127,10 @@ class LoomApp(App[int]):
         return None
 
     def on_mount(self) -> None:
+        if self.open_path is not None:  # the model loads once the session says which
+            self.push_screen(OpeningScreen(self.open_path))
+            self.call_after_refresh(self._open, self.open_path)
+            return
         if self.want_model:  # after the first frame: importing torch takes seconds
             self.call_after_refresh(self._load_model, self.loom.model if self.loom else None)
         if self.loom is not None:
@@ -156,7 +171,7 @@ class LoomApp(App[int]):
             while self.screen is not old:
                 self.pop_screen()
             self.switch_screen(screen)
-        elif isinstance(self.screen, PromptScreen):
+        elif isinstance(self.screen, (PromptScreen, OpeningScreen)):
             self.switch_screen(screen)
         else:
             self.push_screen(screen)
@@ -257,12 +272,19 @@ class LoomApp(App[int]):
         elif worker.name == "save":
             self._saved(worker.result if error is None else None, worker.error)
         elif worker.name == "open":
-            if error is not None:
+            first, self.open_path = self.open_path is not None, None
+            if error is not None and first:  # the file given at launch: nothing to show
+                self.startup_error = error
+                self.exit(2, return_code=2)
+            elif error is not None:
                 self.report("open", error)
             else:
                 result: Any = worker.result
                 tree, path, stamp, note = result
                 self.show_tree(tree, path, stamp)
+                self.remember(path)
+                if first and self.want_model:
+                    self._load_model(tree.model)
                 self.say(note or f"opened {path} ({plural(len(tree), 'node')})")
                 if note:
                     self.saved_revision = -1  # the imported tree is saved to its new file
@@ -331,6 +353,7 @@ class LoomApp(App[int]):
         tree, self._saving_tree = self._saving_tree, None
         self._announce, announce = False, self._announce
         if written is not None and tree is self.loom:
+            self.remember(written.path)
             self.path = written.path  # a save as moves the session to its new file
             self.file_stamp = written.stamp
             self.saved_revision = written.revision
@@ -388,10 +411,9 @@ class LoomApp(App[int]):
         if self.loom is None:
             return
 
-        def done(text: str | None) -> None:
-            if not text or not text.strip():
+        def done(path: Path | None) -> None:
+            if path is None:
                 return
-            path = Path(text.strip()).expanduser()
             if path.is_dir():
                 self.report("save", f"{path} is a directory")
                 return
@@ -407,18 +429,29 @@ class LoomApp(App[int]):
                 return
             self._announce = self.start_save(path)
 
-        self.push_screen(LinePrompt("Save session as", str(self.path or "")), done)
+        self.push_screen(OpenFile(str(self.path or ""), sessions_dir=self.sessions_dir,
+                                  title="Save the session as"), done)
 
     def action_open(self) -> None:
         if self.dirty and not self.autosave:
             self.report("open", "unsaved changes: save (ctrl+s) or save as (W) first")
             return
 
-        def done(text: str | None) -> None:
-            if text and text.strip():
-                self._open(Path(text.strip()).expanduser())
+        def done(path: Path | None) -> None:
+            if path is not None:
+                self._open(path)
 
-        self.push_screen(LinePrompt("Open session file", str(self.path or "")), done)
+        start = "" if self.path is None else str(self.path.parent).rstrip(os.sep) + os.sep
+        self.push_screen(OpenFile(start, sessions_dir=self.sessions_dir), done)
+
+    def remember(self, path: Path) -> None:
+        """Put a file opened or saved under a new name first in the recent list (a thread:
+        the list is locked against other loomtui processes)."""
+        if path == self._remembered:
+            return
+        self._remembered = path
+        self.run_worker(lambda: recent.remember(path), thread=True, group="recent",
+                        name="remember", exit_on_error=False)
 
     def action_reload(self) -> None:
         if self.path is None:
@@ -533,6 +566,8 @@ def finish(app: LoomApp) -> int:
     """After the app ran: its exit status. After a crash (non-zero), the session is saved
     if it has unsaved changes (never over a file changed by another program)."""
     rc = app.return_code or 0
+    if app.startup_error is not None:
+        print(f"loomtui: error: {app.startup_error}", file=sys.stderr)
     if rc and app.loom is not None and app.path is not None and app.dirty:
         try:
             session.save(app.loom, app.path, expect=app.file_stamp)
@@ -553,26 +588,37 @@ def run_app(session_path: str | None = None, *, model: str | None = None,
         print("loomtui: error: the app needs a terminal (stdin and stdout are not one); "
               "use the commands (`loomtui --help`) in scripts", file=sys.stderr)
         return 2
-    tree: Tree | None = None
-    stamp: FileStamp | None = None
+    app = make_app(session_path, model=model, prompt=prompt, threads=threads, device=device,
+                   dtype=dtype, sessions_dir=sessions_dir, engine=engine)
+    if isinstance(app, str):
+        print(f"loomtui: error: {app}", file=sys.stderr)
+        return 2
+    app.run()
+    return finish(app)
+
+
+def make_app(session_path: str | None = None, *, model: str | None = None,
+             prompt: str | None = None, threads: int | None = None, device: str = "auto",
+             dtype: str = "float32", sessions_dir: str | None = None,
+             engine: str | None = None, autosave: bool = True) -> LoomApp | str:
+    """The app as ``loomtui open`` starts it, or a one-line error. An existing file is read
+    after the first frame (a 40,000-node session takes seconds), then the model loads."""
+    open_path: Path | None = None
     if session_path:
         path = Path(session_path)
         if not path.parent.is_dir():
-            print(f"loomtui: error: {inline(str(path))}: no directory {inline(str(path.parent))}",
-                  file=sys.stderr)
-            return 2
+            return f"{inline(str(path))}: no directory {inline(str(path.parent))}"
+        if path.is_dir():
+            return f"{inline(str(path))}: is a directory, not a session file"
         if path.exists():
-            try:
-                tree, stamp = session.load_stamped(path)
-            except SessionError as exc:
-                print(f"loomtui: error: {one_line(exc)}", file=sys.stderr)
-                return 2
+            open_path = path
+            if prompt:
+                print("loomtui: note: --prompt is ignored for an existing session",
+                      file=sys.stderr)
+                prompt = None
     else:
         path = new_session_path(sessions_dir)
-    if tree is not None and prompt:
-        print("loomtui: note: --prompt is ignored for an existing session", file=sys.stderr)
-    app = LoomApp(tree=tree, path=path, stamp=stamp, prompt=prompt, model=model, engine=engine,
-                  threads=threads, device=device, dtype=dtype, load_model=True,
-                  autosave_delay=AUTOSAVE_DELAY)
-    app.run()
-    return finish(app)
+    return LoomApp(path=None if open_path else path, open_path=open_path, prompt=prompt,
+                   model=model, engine=engine, threads=threads, device=device, dtype=dtype,
+                   load_model=True, autosave=autosave, autosave_delay=AUTOSAVE_DELAY,
+                   sessions_dir=sessions_dir)

@@ -28,7 +28,7 @@ _NAMES = {
     "left_square_bracket": "[", "right_square_bracket": "]", "less_than_sign": "<",
     "greater_than_sign": ">", "question_mark": "?", "space": "space", "escape": "esc",
     "delete": "del", "left_curly_bracket": "{", "right_curly_bracket": "}",
-    "left_parenthesis": "(", "right_parenthesis": ")",
+    "left_parenthesis": "(", "right_parenthesis": ")", "plus": "+", "equals_sign": "=",
 }
 
 
@@ -56,6 +56,9 @@ KEYS: list[Key] = [
         "or leave the token cursor", True),
     Key("Grow", "1,2,3,4,5,6,7,8,9", "pick_rank", "Pick 1-9",
         "Add the token of that rank as a child (at the token cursor: branch there)"),
+    Key("Grow", "plus,equals_sign", "more_alternatives", "More",
+        "More alternatives: at the token cursor, the model's whole list there (enter picks "
+        "any row); else the next token's top 100"),
     Key("Grow", "i", "type_text", "Type", "Type text to add as a child, scored by the model",
         True),
     Key("Grow", "s", "sampler", "Sampler", "Simulator settings: n, max tokens, temperature, "

@@ -30,7 +30,7 @@ from textual.worker import Worker, WorkerState
 from loomtui.core import grow
 from loomtui.core.errors import LoomError
 from loomtui.core.history import Patch
-from loomtui.core.node import Node, Sampler
+from loomtui.core.node import Choices, Node, Sampler
 from loomtui.core.text import inline, short
 from loomtui.core.text import one_line as safe_line
 from loomtui.core.tree import ChildOrder, Tree
@@ -54,6 +54,8 @@ STREAM_INTERVAL = 1 / 30
 KEYS_FIRST = 0.15
 """Streamed rows are not redrawn within this many seconds of a key (its repaint comes first)."""
 TOP_K = 20
+MORE_K = 100
+"""How many alternatives `+` asks the model for."""
 _LOOM_ACTIONS = {k.action for k in keys.KEYS} - keys.APP_ACTIONS
 
 
@@ -91,6 +93,8 @@ class LoomScreen(Screen[None]):
         """Model actions pressed while the model loads: run when it is ready, esc drops."""
         self.busy: str | None = None
         """Long model work under way, for the status bar (scoring typed text...)."""
+        self.more: tuple[str, int, str, Choices] | None = None
+        """Alternatives computed on demand (``+``) at (node, token index, node text)."""
         self.stream_updates = 0
         """How many streamed updates reached the screen (tests and the benchmark read it)."""
         self._protect_timer: Timer | None = None
@@ -215,8 +219,11 @@ class LoomScreen(Screen[None]):
         label = short(nid, 14)
         if self.token_cursor is not None and node.alternatives is not None:
             i = min(self.token_cursor, len(node.alternatives) - 1)
-            panel.show_alternatives(label, i, node.pieces()[i], node.alternatives[i],
-                                    node.token_ids[i] if node.token_ids else None)
+            more = self._more_here()
+            panel.show_alternatives(label, i, node.pieces()[i],
+                                    more if more is not None else node.alternatives[i],
+                                    node.token_ids[i] if node.token_ids else None,
+                                    on_demand=more is not None)
             return
         dist = node.distribution
         if dist is not None:
@@ -457,8 +464,50 @@ class LoomScreen(Screen[None]):
         self.refresh_bindings()
 
     @work(thread=True, group="distribution", exit_on_error=False)
-    def _distribution(self, tree: Tree, pred: Any, stamp: grow.Stamp) -> tuple[Any, Any]:
-        return stamp, pred.distribution(tree, stamp.node_id, TOP_K)
+    def _distribution(self, tree: Tree, pred: Any, stamp: grow.Stamp, top_k: int = TOP_K
+                      ) -> tuple[Any, Any]:
+        return stamp, pred.distribution(tree, stamp.node_id, top_k)
+
+    # ------------------------------------------------------------------ more alternatives
+    def _more_here(self) -> Choices | None:
+        """The alternatives computed on demand for the token cursor's position, if any."""
+        more, cursor = self.more, self.token_cursor
+        if more is None or cursor is None:
+            return None
+        nid, at, text, choices = more
+        node = self.loom.node(self.loom.selected) if self.loom.selected in self.loom else None
+        if node is None or node.id != nid or at != cursor or node.text != text:
+            return None
+        return choices
+
+    def action_more_alternatives(self) -> None:
+        """Every alternative the model gives: at the token cursor, the distribution before
+        that token (the token stored only a few); else the next token's top ``MORE_K``."""
+        if not self.need_model("more alternatives", self.action_more_alternatives):
+            return
+        tree, pred, nid = self.loom, self.pred, self.loom.selected
+        if self.token_cursor is None:
+            self.dist_pending = grow.Stamp.of(tree, nid)
+            self.update_status()
+            self._distribution(tree, pred, self.dist_pending, MORE_K)
+            return
+        if self._more_here() is not None:
+            return
+        self.busy = f"computing the alternatives at token {self.token_cursor}…"
+        self.update_status()
+        self._more(tree, pred, nid, self.token_cursor)
+
+    @work(thread=True, group="score", exit_on_error=False)
+    def _more(self, tree: Tree, pred: Any, node_id: str, at: int
+              ) -> tuple[str, int, str, Choices]:
+        with tree.lock:
+            text = tree.node(node_id).text
+        return node_id, at, text, grow.distribution_at(tree, pred, node_id, at, MORE_K).top
+
+    def _more_done(self, result: tuple[str, int, str, Choices]) -> None:
+        self.more = result
+        if self._more_here() is not None:
+            self.show_predictor()
 
     def _distribution_done(self, result: tuple[grow.Stamp, Any]) -> None:
         stamp, dist = result
@@ -490,7 +539,8 @@ class LoomScreen(Screen[None]):
                 self.update_status()
             self._finish(name)
             what = {"_expand": "expand", "_pick": "pick", "_type": "type",
-                    "_distribution": "distribution", "_adopt": "cache"}.get(name, name)
+                    "_distribution": "distribution", "_adopt": "cache",
+                    "_more": "more alternatives"}.get(name, name)
             self.report(what, one_line(error))
         elif event.state == WorkerState.CANCELLED:
             self._finish(name)
@@ -498,6 +548,9 @@ class LoomScreen(Screen[None]):
             result: Any = worker.result
             if name == "_distribution":
                 self._distribution_done(result)
+            elif name == "_more":
+                self._finish(name)
+                self._more_done(result)
             elif name in ("_expand", "_pick", "_type"):
                 self._finish(name)
                 self._grown(result)
@@ -509,7 +562,7 @@ class LoomScreen(Screen[None]):
             self.expanding = None
             self.tree_view.clear_pending()
             self.loom_app.growth_finished()
-        elif name in ("_pick", "_type"):
+        elif name in ("_pick", "_type", "_more"):
             self.busy = None
             self.update_status()
 
@@ -612,8 +665,8 @@ class LoomScreen(Screen[None]):
         tree = self.loom
         nid = tree.selected
         if self.token_cursor is not None:
-            at = self.token_cursor
-            self.change(lambda t: grow.branch_at(t, nid, at, rank))
+            at, more = self.token_cursor, self._more_here()
+            self.change(lambda t: grow.branch_at(t, nid, at, rank, choices=more))
             return
         dist = tree.node(nid).distribution
         if dist is None:

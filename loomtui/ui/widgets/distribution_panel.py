@@ -128,11 +128,13 @@ class DistributionPanel(Vertical):
         self._fill(f"Next token after {node_label}", dist.top, stats)
 
     def show_alternatives(self, node_label: str, index: int, token: str, choices: Choices,
-                          token_id: int | None) -> None:
+                          token_id: int | None, *, on_demand: bool = False) -> None:
         self.mode = "alternatives"
         title = f"At token {index} of {node_label}: {visible(token)}"
         stats = "1-9 / enter: branch here with that token" if len(choices) else (
             "no alternatives stored here")
+        stats += (f"\ntop {len(choices)}, computed on demand" if on_demand
+                  else "\n+: more alternatives here")
         self._fill(title, choices, stats, token_id)
 
     def show_message(self, title: str, message: str) -> None:
