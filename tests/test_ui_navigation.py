@@ -69,3 +69,16 @@ def test_docs_keys_table_is_the_key_map():
 
     docs = Path(__file__).resolve().parent.parent / "docs" / "keys.md"
     assert docs.read_text() == markdown_table()
+
+
+def test_readme_key_table_and_screenshot_match_the_app():
+    """The README shows the key map as it is and the main screen as the snapshot test draws it
+    (`python scripts/sync_docs.py` copies both after a change)."""
+    from pathlib import Path
+
+    from loomtui.ui.keys import markdown_table
+
+    top = Path(__file__).resolve().parent.parent
+    assert markdown_table() in (top / "README.md").read_text()
+    snapshot = top / "tests" / "__snapshots__" / "test_ui_snapshots" / "test_main_screen.svg"
+    assert (top / "docs" / "screenshot.svg").read_bytes() == snapshot.read_bytes()

@@ -271,7 +271,14 @@ async def bench_model_work(threads: int, presses: int = 60) -> None:
         node.id = tree.new_id()
         tree.add_child(tree.root_id, node)
     tree.history.clear()
-    app = LoomApp(tree=tree, predictor=pred, autosave=False)
+    import tempfile
+    from pathlib import Path
+
+    from loomtui.ui.app import AUTOSAVE_DELAY
+
+    tmp = tempfile.TemporaryDirectory()
+    app = LoomApp(tree=tree, predictor=pred, path=Path(tmp.name) / "work.json",
+                  autosave_delay=AUTOSAVE_DELAY)  # autosave on, as a user runs it
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         await app.workers.wait_for_complete()
@@ -287,8 +294,10 @@ async def bench_model_work(threads: int, presses: int = 60) -> None:
                                    list("ljjkkh"), presses)
         screen.stop_growing()
         await app.workers.wait_for_complete()
-    print(_summary("keys at rest (model loaded)", rest, 50), flush=True)
-    print(_summary(f"keys while sampling 8 x {window // 2}", during, 50), flush=True)
+    tmp.cleanup()
+    print(_summary("keys at rest (model loaded, autosave on)", rest, 50), flush=True)
+    print(_summary(f"keys while sampling 8 x {window // 2} (autosave on)", during, 50),
+          flush=True)
 
 
 _LAUNCH = """
