@@ -253,6 +253,17 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_export(args: argparse.Namespace, data: bytes) -> None:
+    """Write an export atomically (a reader never sees half a file; the old one is kept as
+    .bak); never over the session being exported."""
+    from loomtui.core.session.files import write_atomic
+
+    out = Path(args.output)
+    if out.exists() and out.resolve() == Path(args.session).resolve():
+        raise LoomError(f"{args.output}: is the session being exported")
+    write_atomic(out, data)
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from loomtui.core.exporters import TREE_FORMATS, export_tree
 
@@ -263,13 +274,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                             "whole tree (use --format text or markdown for a branch)")
         data = export_tree(tree, args.format)
         if args.output:
-            if Path(args.output).exists() and Path(args.output).resolve() == \
-                    Path(args.session).resolve():
-                raise LoomError(f"{args.output}: is the session being exported")
-            try:
-                Path(args.output).write_bytes(data)
-            except OSError as exc:
-                raise LoomError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
+            _write_export(args, data)
         else:
             sys.stdout.buffer.write(data + b"\n")
         return 0
@@ -277,10 +282,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     text = export_branch(tree, _node_id(tree, args.node), args.format)
     if args.output:
-        try:
-            Path(args.output).write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise LoomError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
+        _write_export(args, text.encode("utf-8"))
     else:  # exact text to a file or pipe; control characters made visible on a terminal
         sys.stdout.write(terminal_safe(text) if sys.stdout.isatty() else text)
     return 0

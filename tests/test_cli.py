@@ -371,8 +371,22 @@ def test_export_to_unwritable_path_is_an_error(scored_session: Path, tmp_path: P
     target = tmp_path / "no-such-dir" / "out.md"
     rc, stdout, err = run(capsys, "export", scored_session, "-o", target)
     assert rc == 2 and stdout == ""
-    assert_one_error_line(err, f"loomtui: error: {target}: cannot write: ")
+    assert_one_error_line(err, f"loomtui: error: {target}: cannot save: the directory ")
     assert not target.parent.exists()
+
+
+def test_export_replaces_a_file_atomically_and_never_the_session(
+        scored_session: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "out.md"
+    target.write_text("old export")
+    rc, _, _ = run(capsys, "export", scored_session, "-o", target, "--format", "markdown")
+    assert rc == 0 and target.read_text() != "old export"
+    assert (tmp_path / "out.md.bak").read_text() == "old export"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    before = scored_session.read_bytes()
+    rc, _, err = run(capsys, "export", scored_session, "-o", scored_session, "--format", "pyloom")
+    assert rc == 2 and "is the session being exported" in err
+    assert scored_session.read_bytes() == before
 
 
 def test_missing_session_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -225,3 +225,31 @@ async def test_plus_without_a_cursor_stores_the_next_tokens_top_100(pred):
         await settle(pilot)
         assert len(tree.root.distribution.top) == 100
         assert len(app.loom_screen.dist_panel.rows()) == 100
+
+
+async def test_a_replaced_session_is_collected_although_loading_froze_it(tmp_path):
+    import gc
+    import weakref
+
+    from loomtui.ui import app as app_module
+
+    for name in ("a.json", "b.json"):
+        session.save(demo_tree(), tmp_path / name)
+    first = session.load(tmp_path / "a.json")  # loading freezes what it parsed
+    ref = weakref.ref(first)
+    app = LoomApp(tree=first, path=tmp_path / "a.json", autosave=False)
+    app_module.RELEASE_DELAY = 0.05
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            del first
+            app._open(tmp_path / "b.json")
+            await settle(pilot)
+            assert app.path == tmp_path / "b.json"
+            for _ in range(20):
+                await pilot.pause(0.05)
+                if ref() is None:
+                    break
+            assert ref() is None
+    finally:
+        app_module.RELEASE_DELAY = 2.0
+        gc.unfreeze()

@@ -10,6 +10,7 @@ over: the user is told and offered to reload it or save as a new file.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -41,6 +42,8 @@ from loomtui.ui.screens.opening import OpeningScreen
 from loomtui.ui.screens.prompt import Choose, PromptScreen, confirm_quit
 
 AUTOSAVE_DELAY = 0.3
+RELEASE_DELAY = 2.0
+"""Seconds after another session was shown before the old one's memory is collected."""
 BUSY_WINDOW = 0.25
 """A background save pauses while a key was pressed within this many seconds."""
 
@@ -160,6 +163,8 @@ class LoomApp(App[int]):
         old = self.loom_screen
         if old is not None:
             old.stop_growing()
+        if self.loom is not None and self.loom is not tree:
+            self.set_timer(RELEASE_DELAY, self._release_old_trees)
         self.loom = tree
         self.path = path
         self.file_stamp = stamp
@@ -176,6 +181,17 @@ class LoomApp(App[int]):
         else:
             self.push_screen(screen)
         self._check_model(tree)
+
+    def _release_old_trees(self) -> None:
+        """Free the trees this app showed before. Loading a session freezes what it parsed
+        (``gc.freeze``: see ``session.loads``), so a replaced tree's reference cycles would
+        never be collected: unfreeze, collect and freeze again, once keys have paused."""
+        if time.monotonic() - self.last_key < BUSY_WINDOW or self.saving:
+            self.set_timer(RELEASE_DELAY, self._release_old_trees)
+            return
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
 
     # ------------------------------------------------------------------ status
     def model_status(self) -> str:
