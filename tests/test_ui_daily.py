@@ -145,6 +145,12 @@ async def test_open_dialog_picks_from_the_list_with_arrows_and_enters_directorie
         await pilot.press("ctrl+o")
         await pilot.pause()
         assert isinstance(app.screen, OpenFile)
+        field = app.screen.query_one(Input)
+        assert field.value == str(tmp_path) + "/"
+        await pilot.press("s", "u", "tab")  # typing goes on after the directory shown
+        assert field.value == str(tmp_path / "sub") + "/"
+        field.value = str(tmp_path) + "/"
+        await pilot.pause()
         await pilot.press("down", "enter")  # the first entry: the directory "sub"
         await pilot.pause()
         assert app.screen.query_one(Input).value == str(tmp_path / "sub") + "/"

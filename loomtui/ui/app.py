@@ -301,7 +301,8 @@ class LoomApp(App[int]):
                 self.remember(path)
                 if first and self.want_model:
                     self._load_model(tree.model)
-                self.say(note or f"opened {path} ({plural(len(tree), 'node')})")
+                if note or not first:  # at launch the status bar says which file it is
+                    self.say(note or f"opened {path} ({plural(len(tree), 'node')})")
                 if note:
                     self.saved_revision = -1  # the imported tree is saved to its new file
                     self.schedule_autosave()

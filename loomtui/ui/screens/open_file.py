@@ -64,12 +64,15 @@ class OpenFile(ModalScreen["Path | None"]):
         with Vertical(classes="dialog wide", id="open-box") as box:
             box.border_title = self.title_text
             box.border_subtitle = "tab: complete · ↓: list · enter: open · esc: cancel"
-            yield Input(self.start, placeholder="path to a session file", id="open-path")
+            yield Input(self.start, placeholder="path to a session file", id="open-path",
+                        select_on_focus=False)  # typing goes on after the directory
             yield Static("", id="open-what")
             yield OptionList(id="open-list")
 
     def on_mount(self) -> None:
-        self.query_one(Input).focus()
+        field = self.query_one(Input)
+        field.cursor_position = len(field.value)
+        field.focus()
         self._fill(self.start)
 
     # ------------------------------------------------------------------ listing

@@ -131,8 +131,7 @@ class DistributionPanel(Vertical):
                           token_id: int | None, *, on_demand: bool = False) -> None:
         self.mode = "alternatives"
         title = f"At token {index} of {node_label}: {visible(token)}"
-        stats = "1-9 / enter: branch here with that token" if len(choices) else (
-            "no alternatives stored here")
+        stats = "1-9 / enter: branch here" if len(choices) else "no alternatives stored here"
         stats += (f"\ntop {len(choices)}, computed on demand" if on_demand
                   else "\n+: more alternatives here")
         self._fill(title, choices, stats, token_id)
