@@ -10,6 +10,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,10 @@ def _quiet() -> None:
     warnings.filterwarnings("ignore", module="transformers")
 
 
+STALE_CONVERSION = 3600.0
+"""Seconds after which a half-written conversion (its process was killed) is removed."""
+
+
 def converted_dir(spec: ModelSpec) -> Path:
     """Where the safetensors copy of a GGUF file lives (keyed by the file's size and mtime)."""
     assert spec.gguf_file is not None
@@ -67,6 +72,12 @@ def convert_gguf(spec: ModelSpec) -> Path:
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(out.name + ".*"):  # a conversion killed midway (a quit)
+        try:
+            if time.time() - stale.stat().st_mtime > STALE_CONVERSION:
+                shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            pass
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     try:
         extra: dict[str, Any] = {}

@@ -10,6 +10,7 @@ over: the user is told and offered to reload it or save as a new file.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -610,8 +611,16 @@ def run_app(session_path: str | None = None, *, model: str | None = None,
     if isinstance(app, str):
         print(f"loomtui: error: {app}", file=sys.stderr)
         return 2
-    app.run()
-    return finish(app)
+    # Our own loop: asyncio.run would wait at its end for every worker thread, and a thread
+    # loading or running the model cannot be cancelled (a quit pressed while the model
+    # loaded took 8-13 s to give the shell back).
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app.run(loop=loop)
+    rc = finish(app)  # every save is done by now: the app quits only after its last one
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 def make_app(session_path: str | None = None, *, model: str | None = None,
