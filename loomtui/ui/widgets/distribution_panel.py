@@ -121,10 +121,16 @@ class DistributionPanel(Vertical):
 
     def show_distribution(self, node_label: str, dist: Distribution) -> None:
         self.mode = "distribution"
-        ent = "?" if dist.entropy is None else f"{dist.entropy:.2f} nats"
-        stats = (f"entropy {ent} · top-{len(dist.top)} mass {100 * dist.mass:.1f}%"
-                 + (" (partial)" if dist.partial else "")
-                 + (f"\nmodel {short(dist.model, 30)}" if dist.model else ""))
+        model = f"model {short(dist.model, 30)}" if dist.model else ""
+        if dist.partial or dist.entropy is None:
+            # only the top entries are known (an engine's top-k): the entropy of the whole
+            # distribution is unknown, and what the list leaves out is the remaining mass
+            rest = max(0.0, 1.0 - dist.mass)
+            stats = (f"top-{len(dist.top)} only · remaining mass {100 * rest:.1f}%\n"
+                     + " · ".join(x for x in ("entropy unknown", model) if x))
+        else:
+            stats = (f"entropy {dist.entropy:.2f} nats · top-{len(dist.top)} mass "
+                     f"{100 * dist.mass:.1f}%" + (f"\n{model}" if model else ""))
         self._fill(f"Next token after {node_label}", dist.top, stats)
 
     def show_alternatives(self, node_label: str, index: int, token: str, choices: Choices,
@@ -142,6 +148,11 @@ class DistributionPanel(Vertical):
         self.query_one("#dist-stats", Static).update(Content(terminal_safe(message)),
                                                      layout=False)
         self.query_one("#dist-list", TokenList).set_rows([])
+
+    def stats(self) -> str:
+        """The lines under the rows as plain text (for tests)."""
+        content = self.query_one("#dist-stats", Static).content
+        return content.plain if isinstance(content, Content) else str(content)
 
     def rows(self) -> list[str]:
         """The rows as plain text (for tests)."""
