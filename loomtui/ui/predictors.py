@@ -16,9 +16,13 @@ from loomtui.core.text import short
 
 def label(pred: Any) -> str:
     """A short name for a predictor: ``MODEL@HOST:PORT`` for an engine, else its model id."""
+    return name_of(str(getattr(pred, "model_id", "?")))
+
+
+def name_of(model_id: str) -> str:
+    """A short name for a model id: ``MODEL@HOST:PORT`` for an engine's, else the id."""
     from loomtui.backends.engine_config import parse_model_id
 
-    model_id = str(getattr(pred, "model_id", "?"))
     parsed = parse_model_id(model_id)
     if parsed is None:
         return model_id

@@ -762,7 +762,6 @@ class LoomScreen(Screen[None]):
         """Show (or hide) the compare panel in place of the distribution panel."""
         self.comparing = not self.comparing
         panel = self.query_one(ComparePanel)
-        panel.border_title = "Compare"
         panel.forget_failures()
         panel.display = self.comparing
         self.dist_panel.display = not self.comparing

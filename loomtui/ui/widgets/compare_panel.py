@@ -26,8 +26,7 @@ from loomtui.core.tree import Tree
 from loomtui.ui.predictors import label
 
 TOP_K = 20
-NOTE = ("tokens matched by text; each side's remaining mass is lumped into one 'other' "
-        "bucket, so KL and TV are lower bounds")
+NOTE = "matched by text; remaining mass lumped into one 'other' bucket: lower bounds"
 
 
 def _pct(p: float | None) -> str:
@@ -48,7 +47,7 @@ class ComparePanel(Vertical):
         width: 48;
         border: round $primary-background-lighten-2;
     }
-    LoomScreen.narrow ComparePanel { width: 40; }
+    LoomScreen.narrow ComparePanel { width: 38; }
     LoomScreen.stacked ComparePanel { width: 100%; height: 12; }
     ComparePanel #cmp-title { height: auto; padding: 0 1; text-wrap: nowrap;
                               text-overflow: ellipsis; }
@@ -82,7 +81,8 @@ class ComparePanel(Vertical):
         computed in a worker when the node does not keep it."""
         self._shown = (tree, node_id, active, other)
         self.comparison = None
-        head = f"Compare after node {short(node_id, 14)}"
+        self.border_title = Content(f"Compare · node {inline(short(node_id, 14))}")
+        head = ""
         if active is None:
             self._message(head, [], "no predictor is loaded")
             return
@@ -114,6 +114,10 @@ class ComparePanel(Vertical):
             return
         self._draw(head, names, compare(a, b))
 
+    def on_resize(self) -> None:
+        if self._shown is not None and self.display:
+            self.show(*self._shown)
+
     def _message(self, head: str, names: list[str], message: str) -> None:
         self.message = message
         self._title(head, names)
@@ -121,7 +125,7 @@ class ComparePanel(Vertical):
         self.query_one("#cmp-stats", Static).update("", layout=False)
 
     def _title(self, head: str, names: list[str]) -> None:
-        lines = [Content.styled(inline(head), "bold"),
+        lines = [*([Content.styled(inline(head), "bold")] if head else []),
                  *(Content(inline(n)) for n in names)]
         self.query_one("#cmp-title", Static).update(Content("\n").join(lines))
 
@@ -129,10 +133,12 @@ class ComparePanel(Vertical):
         self.comparison = c
         self.message = ""
         self._title(head, names)
-        width = max(6, (self.query_one("#cmp-table").content_size.width or 38) - 22)
+        # the table's width: the panel's, less the table's padding and the scrollbar
+        width = max(6, (self.content_size.width or 36) - 3 - 22)
         rows = [Content.styled(f"{'token':<{width}} {'A':>6} {'#A':>3} {'B':>6} {'#B':>3}",
                                "dim")]
-        for row in c.rows:
+        # the top tokens of both sides first (the core orders by A's probability)
+        for row in sorted(c.rows, key=lambda r: -max(r.p_active or 0.0, r.p_other or 0.0)):
             shown = visible(row.text)
             if len(shown) > width:
                 shown = shown[: width - 1] + "…"
@@ -201,8 +207,7 @@ def _compute(key: tuple[grow.Stamp, str], tree: Tree, pred: Any
 
 def stats_lines(c: Comparison) -> list[str]:
     """The numbers under the table: the 'other' buckets, KL, TV and what they mean."""
-    return [f"other bucket: A {_pct(c.other_active)} · B {_pct(c.other_other)} · "
-            f"{c.shared} shared",
+    return [f"other bucket A {_pct(c.other_active)} · B {_pct(c.other_other)}",
             f"KL(A || B) >= {c.kl:.4f} nats",
             f"total variation >= {c.tv:.4f}",
             NOTE]
