@@ -231,8 +231,11 @@ class LoomApp(App[int]):
 
     def _model_done(self, pred: Any, error: str | None) -> None:
         self.model_loading = False
-        if pred is not None and self.pred is not None:
-            self.predictors.insert(0, pred)  # the user chose another meanwhile: it stays active
+        if self.pred is not None:  # the user chose another predictor meanwhile: it stays
+            if pred is not None:
+                self.predictors.insert(0, pred)
+            elif error is not None:
+                self.report("model", error)
             self._status()
             return
         self.pred = pred
@@ -329,6 +332,10 @@ class LoomApp(App[int]):
             screen.model_ready(None)
         self.show_notes()
         self.refresh_bindings()
+
+    def predictor_for(self, model_id: str | None) -> Any:
+        """The loaded predictor of ``model_id`` (what made a growth), or None."""
+        return next((p for p in self.predictors if p.model_id == model_id), None)
 
     def other_predictor(self) -> Any:
         """The most recently active loaded predictor other than the active one (compare)."""

@@ -532,8 +532,9 @@ class LoomScreen(Screen[None]):
             return
         nodes: list[Node] = self.change(lambda t: grow.attach(t, growth),
                                         what="add") or []
-        if nodes and self.pred is not None:
-            self._adopt(tree, self.pred, nodes, growth)
+        maker = self.loom_app.predictor_for(growth.model)  # its caches: not another model's
+        if nodes and maker is not None:
+            self._adopt(tree, maker, nodes, growth)
         if growth.cancelled:
             self.say(f"cancelled: kept {plural(len(nodes), 'partial rollout')}")
 
