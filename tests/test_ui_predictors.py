@@ -76,6 +76,17 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
+async def compared(pilot, panel: ComparePanel) -> None:
+    """Wait until the compare panel shows a comparison (B is asked for once the selection
+    rests, then computed in a worker)."""
+    for _ in range(200):
+        if panel.comparison is not None:
+            return
+        await pilot.pause(0.05)
+        await settle(pilot)
+    raise AssertionError(f"no comparison: {panel.message}")
+
+
 async def choose(pilot, what: str) -> None:
     """P, then the chooser's line whose text is ``what`` (arrows and enter)."""
     await pilot.press("P")
@@ -234,8 +245,8 @@ async def test_engine_partial_distribution_notes_once_and_compare(bard, server: 
         assert len(screen(app).dist_panel.rows()) == len(dist.top) == 20
         # compare: the engine (active) against smollm2 in process, as `loomtui compare`
         await pilot.press("C")
-        await settle(pilot)
         panel = screen(app).query_one(ComparePanel)
+        await compared(pilot, panel)
         assert panel.display and not screen(app).dist_panel.display
         c = panel.comparison
         assert c is not None and c.model_active == engine.model_id
@@ -284,7 +295,7 @@ async def test_compare_panel_at_80x24_and_with_one_predictor(bard, tmp_path):
         panel = screen(app).query_one(ComparePanel)
         assert panel.comparison is None and "P loads another" in panel.message
         app.use_predictor(load_predictor("smollm2", threads=1))
-        await settle(pilot)
+        await compared(pilot, panel)
         c = panel.comparison
         assert c is not None and c.model_active == SMOLLM2_ID and c.model_other == "bard"
         region = panel.region
@@ -295,6 +306,14 @@ async def test_compare_panel_at_80x24_and_with_one_predictor(bard, tmp_path):
         assert f"KL(A || B) >= {c.kl:.4f}" in panel.text()
         # untrusted token texts: controls visible, never markup
         assert "\x1b" not in panel.text()
+        # a new selection is compared in turn (B computed for it in the background)
+        await pilot.press("1")
+        await settle(pilot)
+        child = tree.selected
+        assert child != tree.root_id
+        await compared(pilot, panel)
+        assert "bard" in tree.node(child).scores  # B's distribution is kept on the node
+        assert panel.comparison.rows != c.rows
         await pilot.press("C")
         assert not panel.display and screen(app).dist_panel.display
         assert not compat.notifications(app) or all(

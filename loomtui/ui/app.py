@@ -328,7 +328,6 @@ class LoomApp(App[int]):
         self.say(f"predictor: {label(pred)}", timeout=2)
         screen = self.loom_screen
         if screen is not None:
-            screen.dist_pending = None
             screen.model_ready(None)
         self.show_notes()
         self.refresh_bindings()

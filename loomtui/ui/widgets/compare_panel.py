@@ -15,6 +15,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
+from textual.timer import Timer
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
@@ -26,6 +27,8 @@ from loomtui.core.tree import Tree
 from loomtui.ui.predictors import label
 
 TOP_K = 20
+SETTLE = 0.1
+"""Seconds the selection rests before B's distribution is asked for."""
 NOTE = "matched by text; remaining mass lumped into one 'other' bucket: lower bounds"
 
 
@@ -64,6 +67,7 @@ class ComparePanel(Vertical):
         self._pending: set[tuple[grow.Stamp, str]] = set()
         self._failed: dict[tuple[grow.Stamp, str], str] = {}
         self._shown: tuple[Tree, str, Any, Any] | None = None
+        self._timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="cmp-title")
@@ -105,14 +109,22 @@ class ComparePanel(Vertical):
                 self._message(head, names, f"B failed: {self._failed[key]}")
                 return
             waiting.append("B")
-            if key not in self._pending:
-                self._pending.add(key)
-                self.run_worker(lambda: _compute(key, tree, other), thread=True,
-                                group="compare", name="compare_other", exit_on_error=False)
+            if key not in self._pending:  # once the selection rests (arrows held: no flood)
+                if self._timer is not None:
+                    self._timer.stop()
+                self._timer = self.set_timer(SETTLE, lambda: self._start(key, tree, other))
         if a is None or b is None:
             self._message(head, names, f"computing {' and '.join(waiting)}…")
             return
         self._draw(head, names, compare(a, b))
+
+    def _start(self, key: tuple[grow.Stamp, str], tree: Tree, pred: Any) -> None:
+        self._timer = None
+        if key in self._pending or self._shown is None or self._shown[1] != key[0].node_id:
+            return
+        self._pending.add(key)
+        self.run_worker(lambda: _compute(key, tree, pred), thread=True, group="compare",
+                        name="compare_other", exit_on_error=False)
 
     def on_resize(self) -> None:
         if self._shown is not None and self.display:
