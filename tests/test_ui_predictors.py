@@ -206,6 +206,15 @@ async def test_failing_connect_leaves_the_old_predictor_active(bard, tmp_path):
         error = app.last_error
         assert error and "\n" not in error and "127.0.0.1" in error
         assert status(app).startswith("bard · ready") and "loading" not in status(app)
+        # the palette offers to connect to a URL typed into it: the same one line
+        app.last_error = None
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        app.screen.query_one(Input).value = url
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.pred is bard and app.last_error and "127.0.0.1" in app.last_error
         await type_in_chooser(pilot, "no-such-model")
         assert app.pred is bard
         assert app.last_error and "no-such-model" in app.last_error

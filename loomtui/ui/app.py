@@ -80,6 +80,8 @@ class LoomApp(App[int]):
         self.adding: str | None = None
         """What the user asked to load as another predictor, while it loads."""
         self._notes_said: set[tuple[str, str]] = set()
+        self.opened: list[Any] = []
+        """Predictors the user added here (closed when the app ends: an engine's connections)."""
         self.path: Path | None = Path(path) if path is not None else None
         self.file_stamp: FileStamp | None = stamp if stamp is not None or tree is None or (
             self.path is None) else FileStamp.of(self.path)
@@ -309,6 +311,8 @@ class LoomApp(App[int]):
         if same is not None and same is not pred:
             close(pred)  # connected twice to the same engine and model: keep the first
             pred = same
+        elif same is None:
+            self.opened.append(pred)
         self.use_predictor(pred)
 
     def _remember(self, pred: Any) -> None:
@@ -638,7 +642,11 @@ def new_session_path(sessions_dir: str | os.PathLike[str] | None) -> Path:
 def finish(app: LoomApp) -> int:
     """After the app ran: its exit status. After a crash (non-zero), the session is saved
     if it has unsaved changes (never over a file changed by another program)."""
+    from loomtui.ui.predictors import close
+
     rc = app.return_code or 0
+    for pred in app.opened:
+        close(pred)
     if rc and app.loom is not None and app.path is not None and app.dirty:
         try:
             session.save(app.loom, app.path, expect=app.file_stamp)
