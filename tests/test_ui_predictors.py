@@ -327,3 +327,36 @@ async def test_compare_panel_at_80x24_and_with_one_predictor(bard, tmp_path):
         assert not panel.display and screen(app).dist_panel.display
         assert not compat.notifications(app) or all(
             n.severity != "error" for n in compat.notifications(app))
+
+
+async def test_compare_with_an_engine_that_went_away_is_one_line(bard, tmp_path: Path):
+    private = Server(tmp_path / "private.log")
+    try:
+        tree = new_tree(bard, "ROMEO:\nBut soft")
+        app = LoomApp(tree=tree, predictor=bard, autosave=False)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await type_in_chooser(pilot, f"{private.url}#{ALIAS}")
+            engine = app.pred
+            assert engine.model_id == f"engine:{private.url}#{ALIAS}"
+            await choose(pilot, "bard")  # bard active again; the engine is B
+            assert app.pred is bard and app.other_predictor() is engine
+            await pilot.press("1")  # a new node: the engine has no distribution of it
+            await settle(pilot)
+            private.stop()
+            await pilot.press("C")
+            panel = screen(app).query_one(ComparePanel)
+            for _ in range(100):
+                if panel.message.startswith("B failed"):
+                    break
+                await pilot.pause(0.05)
+                await settle(pilot)
+            assert panel.message.startswith("B failed: ") and "\n" not in panel.message
+            assert panel.comparison is None and app.pred is bard
+            assert app.last_error and "\n" not in app.last_error
+            picked = tree.selected
+            await pilot.press("e")  # the loom goes on
+            await settle(pilot)
+            assert tree.n_children(picked) == tree.sampler.n
+    finally:
+        private.stop()
