@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from loomtui.core.node import Distribution
+from loomtui.core.node import Distribution, Node
 
 FLOOR = 1e-12
 """Probability given to an empty "other" cell, so KL stays finite."""
@@ -48,6 +48,17 @@ class Comparison:
     model_active: str | None
     model_other: str | None
     note: str = NOTE
+
+
+def kept_distribution(node: Node, model: str, top_k: int = 20) -> Distribution | None:
+    """``model``'s next-token distribution after ``node`` as the node keeps it (its current
+    one, or one kept under ``node.scores``), when it needs no recomputing; else None."""
+    dist = node.distribution
+    if dist is not None and dist.complete_for(model, top_k):
+        return dist
+    kept = node.scores.get(model)
+    dist = kept.distribution if kept is not None else None
+    return dist if dist is not None and dist.complete_for(model, top_k) else None
 
 
 def _by_text(d: Distribution) -> tuple[dict[str, float], dict[str, int]]:

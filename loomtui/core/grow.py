@@ -208,9 +208,10 @@ def attach(tree: Tree, growth: Growth, *, select: bool | None = None) -> list[No
 def adopt(tree: Tree, pred: Predictor, nodes: list[Node], growth: Growth) -> None:
     """Hand each segment's state (KV cache) to a caching predictor under its new node. Call it
     after :func:`attach`'s transaction (the predictor takes its own lock first, then the
-    tree's); it is only a speed-up, so a node deleted meanwhile is skipped."""
-    if not isinstance(pred, CachingPredictor):
-        return
+    tree's); it is only a speed-up, so a node deleted meanwhile is skipped, and a growth
+    another model made is not handed over."""
+    if not isinstance(pred, CachingPredictor) or pred.model_id != growth.model:
+        return  # another model's caches mean nothing to this one
     for node, seg in zip(nodes, growth.segments, strict=False):
         if node.id in tree:
             pred.adopt(tree, node.id, seg)

@@ -35,6 +35,8 @@ from loomtui.core.tree import Tree
 from loomtui.ui import keys
 from loomtui.ui.commands import LoomCommands
 from loomtui.ui.format import plural
+from loomtui.ui.predictor_commands import PredictorCommands
+from loomtui.ui.predictors import label
 from loomtui.ui.saver import Written, write_session
 from loomtui.ui.screens.help import HelpScreen
 from loomtui.ui.screens.loom import LoomScreen, one_line
@@ -56,7 +58,7 @@ class LoomApp(App[int]):
     CSS_PATH = Path(__file__).with_name("loom.tcss")
     TITLE = "loomtui"
     BINDINGS: ClassVar[list[BindingType]] = keys.bindings(app=True)  # type: ignore[assignment]
-    COMMANDS = App.COMMANDS | {LoomCommands}
+    COMMANDS = App.COMMANDS | {LoomCommands, PredictorCommands}
     ENABLE_COMMAND_PALETTE = True
 
     def __init__(
@@ -88,6 +90,13 @@ class LoomApp(App[int]):
         self.startup_error: str | None = None
         """Why the file given at launch could not be opened (printed after the app ends)."""
         self.pred: Any = predictor
+        self.predictors: list[Any] = [predictor] if predictor is not None else []
+        """The loaded predictors, least recently active first (the active one last)."""
+        self.adding: str | None = None
+        """What the user asked to load as another predictor, while it loads."""
+        self._notes_said: set[tuple[str, str]] = set()
+        self.opened: list[Any] = []
+        """Predictors the user added here (closed when the app ends: an engine's connections)."""
         self.path: Path | None = Path(path) if path is not None else None
         self.file_stamp: FileStamp | None = stamp if stamp is not None or tree is None or (
             self.path is None) else FileStamp.of(self.path)
@@ -196,11 +205,13 @@ class LoomApp(App[int]):
 
     # ------------------------------------------------------------------ status
     def model_status(self) -> str:
+        adding = f" · loading {short(self.adding, 24)}…" if self.adding else ""
         if self.pred is not None:
-            return f"{short(self.pred.model_id, 24)} · ready"
+            more = f" · {len(self.predictors)} predictors (P)" if len(self.predictors) > 1 else ""
+            return f"{short(label(self.pred), 32)} · ready{more}{adding}"
         if self.model_loading:
-            return "loading model…"
-        return "no model"
+            return "loading model…" + adding
+        return "no model" + adding
 
     def file_status(self) -> str:
         if self.path is None:
@@ -254,7 +265,16 @@ class LoomApp(App[int]):
 
     def _model_done(self, pred: Any, error: str | None) -> None:
         self.model_loading = False
+        if self.pred is not None:  # the user chose another predictor meanwhile: it stays
+            if pred is not None:
+                self.predictors.insert(0, pred)
+            elif error is not None:
+                self.report("model", error)
+            self._status()
+            return
         self.pred = pred
+        if pred is not None:
+            self._remember(pred)
         self.model_error = error
         if error is not None:
             self.report("model", error)
@@ -263,6 +283,7 @@ class LoomApp(App[int]):
         screen = self.loom_screen
         if screen is not None:
             screen.model_ready(error)
+        self.show_notes()
         self.refresh_bindings()
 
     def _check_model(self, tree: Tree) -> None:
@@ -277,6 +298,93 @@ class LoomApp(App[int]):
                      f"(start with --model {short(tree.model, 40)} to use that one)",
                      severity="warning", timeout=10)
 
+    # ------------------------------------------------------------------ predictors
+    def action_predictors(self) -> None:
+        """The chooser: switch to a loaded predictor, or load another (a worker)."""
+        from loomtui.ui.predictors import entries
+        from loomtui.ui.screens.predictor_chooser import PredictorChooser
+
+        def done(choice: int | str | None) -> None:
+            if isinstance(choice, int) and 0 <= choice < len(self.predictors):
+                self.use_predictor(self.predictors[choice])
+            elif isinstance(choice, str):
+                self.add_predictor(choice)
+
+        self.push_screen(PredictorChooser(entries(self.predictors, self.pred)), done)
+
+    def add_predictor(self, name: str) -> None:
+        """Load or connect to another predictor in a worker; it becomes the active one when
+        ready. On failure: one line, and the active predictor stays."""
+        if self.adding is not None:
+            self.report("predictor", f"still loading {short(self.adding, 60)}")
+            return
+        self.adding = name
+        self._status()
+        self.run_worker(lambda: self._load_named(name), thread=True, group="predictor",
+                        name="add_predictor", exit_on_error=False)
+
+    def _load_named(self, name: str) -> Any:
+        from loomtui.ui.predictors import load_named
+
+        _quiet()
+        return load_named(name, threads=self.threads, device=self.device, dtype=self.dtype)
+
+    def _added(self, pred: Any, error: str | None) -> None:
+        from loomtui.ui.predictors import close
+
+        name, self.adding = self.adding or "", None
+        if pred is None:
+            shown = short(inline(name), 60)
+            self.report("predictor", error if error and shown in error
+                        else f"{shown}: {error}")
+            self._status()
+            return
+        same = next((p for p in self.predictors if p.model_id == pred.model_id), None)
+        if same is not None and same is not pred:
+            close(pred)  # connected twice to the same engine and model: keep the first
+            pred = same
+        elif same is None:
+            self.opened.append(pred)
+        self.use_predictor(pred)
+
+    def _remember(self, pred: Any) -> None:
+        if pred in self.predictors:
+            self.predictors.remove(pred)
+        self.predictors.append(pred)
+
+    def use_predictor(self, pred: Any) -> None:
+        """Make ``pred`` the active predictor: the selected node's distribution is checked
+        again under it (kept per model: switching back costs no model call)."""
+        self._remember(pred)
+        if pred is self.pred:
+            self.say(f"{label(pred)} is the active predictor")
+            return
+        self.pred = pred
+        self.model_error = None
+        self.say(f"predictor: {label(pred)}", timeout=2)
+        screen = self.loom_screen
+        if screen is not None:
+            screen.model_ready(None)
+        self.show_notes()
+        self.refresh_bindings()
+
+    def predictor_for(self, model_id: str | None) -> Any:
+        """The loaded predictor of ``model_id`` (what made a growth), or None."""
+        return next((p for p in self.predictors if p.model_id == model_id), None)
+
+    def other_predictor(self) -> Any:
+        """The most recently active loaded predictor other than the active one (compare)."""
+        return next((p for p in reversed(self.predictors) if p is not self.pred), None)
+
+    def show_notes(self) -> None:
+        """Say each predictor's notes (what an engine cannot do) once per predictor."""
+        for pred in self.predictors:
+            for note in list(getattr(pred, "notes", ())):
+                key = (str(pred.model_id), str(note))
+                if key not in self._notes_said:
+                    self._notes_said.add(key)
+                    self.say(f"{label(pred)}: {note}", severity="warning", timeout=8)
+
     # ------------------------------------------------------------------ workers
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Results and failures of the App's workers (model loading, saving, opening)."""
@@ -286,6 +394,8 @@ class LoomApp(App[int]):
         error = None if state == WorkerState.SUCCESS else one_line(worker.error)  # type: ignore[arg-type]
         if worker.name == "load_model":
             self._model_done(worker.result if error is None else None, error)
+        elif worker.name == "add_predictor":
+            self._added(worker.result if error is None else None, error)
         elif worker.name == "save":
             self._saved(worker.result if error is None else None, worker.error)
         elif worker.name == "open":
@@ -583,9 +693,13 @@ def new_session_path(sessions_dir: str | os.PathLike[str] | None) -> Path:
 def finish(app: LoomApp) -> int:
     """After the app ran: its exit status. After a crash (non-zero), the session is saved
     if it has unsaved changes (never over a file changed by another program)."""
+    from loomtui.ui.predictors import close
+
     rc = app.return_code or 0
     if app.startup_error is not None:
         print(f"loomtui: error: {app.startup_error}", file=sys.stderr)
+    for pred in app.opened:
+        close(pred)
     if rc and app.loom is not None and app.path is not None and app.dirty:
         try:
             session.save(app.loom, app.path, expect=app.file_stamp)

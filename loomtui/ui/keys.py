@@ -93,6 +93,11 @@ KEYS: list[Key] = [
     Key("View", "shift+down", "branch_down", "Scroll ↓", "Scroll the branch text down"),
     Key("View", "f1,question_mark", "help", "Help", "Show all keys, row marks and colours",
         True),
+    # predictors
+    Key("Predictors", "P", "predictors", "Predictors", "Switch the active predictor or load "
+        "another (loaded ones, engine profiles, bard, smollm2, an engine URL or model name)"),
+    Key("Predictors", "C", "compare", "Compare", "Toggle the compare panel: the next-token "
+        "distributions of the active and another loaded predictor, KL and total variation"),
     # files
     Key("File", "ctrl+s", "save", "Save", "Save the session", True),
     Key("File", "W", "save_as", "Save as", "Save the session under a new name"),
@@ -102,7 +107,7 @@ KEYS: list[Key] = [
 ]
 """Every action of the app. ``ctrl+p`` (command palette) and ``ctrl+q`` (quit) come from Textual."""
 
-APP_ACTIONS = frozenset({"help", "save", "save_as", "open", "reload", "quit"})
+APP_ACTIONS = frozenset({"help", "save", "save_as", "open", "reload", "quit", "predictors"})
 """Actions of the App (lifecycle, files); every other action belongs to the loom screen."""
 
 

@@ -28,6 +28,7 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from loomtui.core import grow
+from loomtui.core.compare import kept_distribution
 from loomtui.core.errors import LoomError
 from loomtui.core.history import Patch
 from loomtui.core.node import Choices, Node, Sampler
@@ -42,6 +43,7 @@ from loomtui.ui.path_cache import PathCache
 from loomtui.ui.screens.prompt import TextPrompt
 from loomtui.ui.screens.sampler import SamplerScreen
 from loomtui.ui.widgets.branch_view import MAX_CHARS, BranchView, branch_text
+from loomtui.ui.widgets.compare_panel import ComparePanel
 from loomtui.ui.widgets.distribution_panel import DistributionPanel
 from loomtui.ui.widgets.info_bar import InfoBar, node_info
 from loomtui.ui.widgets.tree_view import Line, LoomTree
@@ -98,6 +100,8 @@ class LoomScreen(Screen[None]):
         self.stream_updates = 0
         """How many streamed updates reached the screen (tests and the benchmark read it)."""
         self._protect_timer: Timer | None = None
+        self.comparing = False
+        """The compare panel (C) is shown in place of the distribution panel."""
         self._stream_timer: Timer | None = None
 
     # ------------------------------------------------------------------ the App's side
@@ -124,6 +128,7 @@ class LoomScreen(Screen[None]):
                 yield BranchView(id="branch")
                 yield InfoBar("", id="info")
             yield DistributionPanel(id="dist")
+            yield ComparePanel(id="compare")
         yield Static("", id="status")
         yield Footer()
 
@@ -213,6 +218,9 @@ class LoomScreen(Screen[None]):
 
     def show_predictor(self) -> None:
         tree = self.loom
+        if self.comparing:
+            self.query_one(ComparePanel).show(tree, tree.selected, self.pred,
+                                              self.loom_app.other_predictor())
         nid = tree.selected
         node = tree.node(nid)
         panel = self.dist_panel
@@ -466,7 +474,10 @@ class LoomScreen(Screen[None]):
     @work(thread=True, group="distribution", exit_on_error=False)
     def _distribution(self, tree: Tree, pred: Any, stamp: grow.Stamp, top_k: int = TOP_K
                       ) -> tuple[Any, Any]:
-        return stamp, pred.distribution(tree, stamp.node_id, top_k)
+        with tree.lock:  # kept from an earlier switch to this predictor: no model call
+            kept = kept_distribution(tree.node(stamp.node_id), pred.model_id, top_k) if (
+                stamp.node_id in tree) else None
+        return stamp, kept or pred.distribution(tree, stamp.node_id, top_k)
 
     # ------------------------------------------------------------------ more alternatives
     def _more_here(self) -> Choices | None:
@@ -531,6 +542,7 @@ class LoomScreen(Screen[None]):
         """The one place worker results and failures arrive."""
         worker = event.worker
         name = worker.name
+        self.loom_app.show_notes()
         if event.state == WorkerState.ERROR:
             error = worker.error
             assert error is not None
@@ -573,8 +585,9 @@ class LoomScreen(Screen[None]):
             return
         nodes: list[Node] = self.change(lambda t: grow.attach(t, growth),
                                         what="add") or []
-        if nodes and self.pred is not None:
-            self._adopt(tree, self.pred, nodes, growth)
+        maker = self.loom_app.predictor_for(growth.model)  # its caches: not another model's
+        if nodes and maker is not None:
+            self._adopt(tree, maker, nodes, growth)
         if growth.cancelled:
             self.say(f"cancelled: kept {plural(len(nodes), 'partial rollout')}")
 
@@ -799,6 +812,15 @@ class LoomScreen(Screen[None]):
         self._undo_redo(patch, "redo")
 
     # ------------------------------------------------------------------ view
+    def action_compare(self) -> None:
+        """Show (or hide) the compare panel in place of the distribution panel."""
+        self.comparing = not self.comparing
+        panel = self.query_one(ComparePanel)
+        panel.forget_failures()
+        panel.display = self.comparing
+        self.dist_panel.display = not self.comparing
+        self.show_predictor()
+
     def action_toggle_order(self) -> None:
         self.order = "probability" if self.order == "created" else "created"
         self.say(f"children ordered by {self.order}", timeout=2)

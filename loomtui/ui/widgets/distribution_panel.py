@@ -16,6 +16,7 @@ from textual.widgets import Static
 from loomtui.core.node import Choices, Distribution
 from loomtui.core.text import inline, short, terminal_safe, visible
 from loomtui.ui.format import bar, percent
+from loomtui.ui.predictors import name_of
 
 BAR_WIDTH = 10
 TOKEN_WIDTH = 12
@@ -106,6 +107,7 @@ class DistributionPanel(Vertical):
     def _fill(self, title: str, choices: Choices, stats: str, current: int | None = None) -> None:
         self.choices = choices
         self.query_one("#dist-title", Static).update(Content(inline(title)), layout=False)
+        self.query_one("#dist-stats", Static).styles.height = None
         self.query_one("#dist-stats", Static).update(Content(terminal_safe(stats)), layout=False)
         options = []
         for rank, (tid, tok, lp) in enumerate(choices, 1):
@@ -121,11 +123,20 @@ class DistributionPanel(Vertical):
 
     def show_distribution(self, node_label: str, dist: Distribution) -> None:
         self.mode = "distribution"
-        ent = "?" if dist.entropy is None else f"{dist.entropy:.2f} nats"
-        stats = (f"entropy {ent} · top-{len(dist.top)} mass {100 * dist.mass:.1f}%"
-                 + (" (partial)" if dist.partial else "")
-                 + (f"\nmodel {short(dist.model, 30)}" if dist.model else ""))
+        model = f"model {short(name_of(dist.model), 30)}" if dist.model else ""
+        partial = dist.partial or dist.entropy is None
+        if partial:
+            # only the top entries are known (an engine's top-k): the entropy of the whole
+            # distribution is unknown, and what the list leaves out is the remaining mass
+            rest = max(0.0, 1.0 - dist.mass)
+            stats = (f"top-{len(dist.top)} only\nremaining mass {100 * rest:.1f}%\n"
+                     "entropy unknown" + (f"\n{model}" if model else ""))
+        else:
+            stats = (f"entropy {dist.entropy:.2f} nats · top-{len(dist.top)} mass "
+                     f"{100 * dist.mass:.1f}%" + (f"\n{model}" if model else ""))
         self._fill(f"Next token after {node_label}", dist.top, stats)
+        if partial:  # its facts each get a line (the panel is 24 wide at 80 columns)
+            self.query_one("#dist-stats", Static).styles.height = 4 if model else 3
 
     def show_alternatives(self, node_label: str, index: int, token: str, choices: Choices,
                           token_id: int | None, *, on_demand: bool = False) -> None:
@@ -139,10 +150,16 @@ class DistributionPanel(Vertical):
     def show_message(self, title: str, message: str) -> None:
         self.mode = "message"
         self.choices = Choices()
+        self.query_one("#dist-stats", Static).styles.height = None
         self.query_one("#dist-title", Static).update(Content(inline(title)), layout=False)
         self.query_one("#dist-stats", Static).update(Content(terminal_safe(message)),
                                                      layout=False)
         self.query_one("#dist-list", TokenList).set_rows([])
+
+    def stats(self) -> str:
+        """The lines under the rows as plain text (for tests)."""
+        content = self.query_one("#dist-stats", Static).content
+        return content.plain if isinstance(content, Content) else str(content)
 
     def rows(self) -> list[str]:
         """The rows as plain text (for tests)."""

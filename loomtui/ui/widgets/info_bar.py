@@ -9,6 +9,7 @@ from loomtui.core.text import inline, short
 from loomtui.core.tree import Tree
 from loomtui.ui.format import plural, sampler_summary
 from loomtui.ui.path_cache import PathCache
+from loomtui.ui.predictors import name_of
 
 
 def node_info(tree: Tree, cache: PathCache) -> Text:
@@ -22,7 +23,7 @@ def node_info(tree: Tree, cache: PathCache) -> Text:
     out.append(f" · {node.n_tokens} tok · depth {len(cache.path) - 1}"
                f" · {plural(tree.n_children(node_id), 'child', 'children')}")
     if node.model:
-        out.append(f" · {short(node.model, 30)}", style="dim")
+        out.append(f" · {short(inline(name_of(node.model)), 30)}", style="dim")
     samp = sampler_summary(node)
     if samp:
         out.append(f" · {samp}")
