@@ -8,3 +8,12 @@ import pytest
 @pytest.fixture(autouse=True)
 def _own_state_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LOOMTUI_STATE", str(tmp_path_factory.mktemp("state")))
+
+
+@pytest.fixture(scope="session")
+def hf_model():
+    """transformers' own model for a shipped model name: the independent reference the lean
+    forward and the fast loader are held to (they never build it)."""
+    from loomtui.backends import load_predictor
+
+    return lambda name: load_predictor(name, fast=False).model

@@ -232,7 +232,7 @@ def test_cancel_during_sampling_keeps_the_partial_rollouts(tree, pred):
 
 
 # ---------------------------------------------------------------- scores
-def test_judge_score_is_yes_minus_no_and_adds_no_nodes(tree, pred):
+def test_judge_score_is_yes_minus_no_and_adds_no_nodes(tree, pred, hf_model):
     res = run(tree, pred, Plan("best-first", 4, width=2, seed=11, weights=(("judge", 1.0),),
                                question=QUESTION))
     assert len(tree) == 5 and not any(n.id.startswith("~") for n in tree.nodes())
@@ -243,7 +243,7 @@ def test_judge_score_is_yes_minus_no_and_adds_no_nodes(tree, pred):
     def logprob(answer: str) -> float:
         extra = pred.tokenize(answer)
         with torch.inference_mode():
-            logits = pred.model(input_ids=torch.tensor([ids + extra])).logits[0].float()
+            logits = hf_model("bard")(input_ids=torch.tensor([ids + extra])).logits[0].float()
         lp = torch.log_softmax(logits, -1)
         return float(sum(lp[len(ids) - 1 + i, t] for i, t in enumerate(extra)))
 

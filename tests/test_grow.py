@@ -238,7 +238,7 @@ def test_edit_prompt_in_place_marks_every_score_stale(pred) -> None:
     assert tree.root.text == PROMPT
 
 
-def test_prompt_edited_in_place_never_reuses_stale_kv(pred) -> None:
+def test_prompt_edited_in_place_never_reuses_stale_kv(pred, hf_model) -> None:
     """Both children are cached after the old prompt; the prompt changes to text of the same
     token count; the second child's distribution must be computed after the new prompt."""
     pred.store.clear()
@@ -253,7 +253,8 @@ def test_prompt_edited_in_place_never_reuses_stale_kv(pred) -> None:
     ids = tree.context_ids(b.id)
     assert ids is not None
     with torch.inference_mode():
-        full = torch.log_softmax(pred.model(input_ids=torch.tensor([ids])).logits[0, -1], -1)
+        full = torch.log_softmax(hf_model("bard")(input_ids=torch.tensor([ids])).logits[0, -1],
+                                 -1)
     dist = tree.node(b.id).distribution
     assert dist is not None
     assert dist.top.logprobs[0] == pytest.approx(full[dist.top.ids[0]].item(), abs=1e-3)

@@ -18,8 +18,29 @@ MODELS = ["bard", pytest.param("smollm2", marks=pytest.mark.slow)]
 
 @pytest.fixture(scope="module", params=MODELS)
 def pred(request):
+    """Built by transformers, so its own forward is there to compare with."""
     torch.set_num_threads(2)
-    return load_predictor(request.param)
+    return load_predictor(request.param, fast=False)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_fast_loader_gives_the_transformers_models_logits(name):
+    """The fast loader (tokenizers + safetensors, no transformers model classes) reads the
+    same weights and tokenizer: the same ids, texts and logits as transformers' model."""
+    torch.set_num_threads(2)
+    fast, ref = load_predictor(name), load_predictor(name, fast=False)
+    assert type(fast.model).__name__ == "LeanModel" and fast.adapter.lean is not None
+    text = "ROMEO:\nBut soft, what light — é ح 🙂 \t  <|endoftext|>"
+    ids = fast.tokenize(text)
+    assert ids == ref.tokenize(text) and fast.decode(ids) == text == ref.decode(ids)
+    assert fast.tok.convert_ids_to_tokens(ids) == ref.tok.convert_ids_to_tokens(ids)
+    assert fast.eos_ids == ref.eos_ids and fast.context_window == ref.context_window
+    assert fast.vocab_size == ref.vocab_size
+    x = torch.tensor([list(range(200, 460))])
+    with torch.inference_mode():
+        want = ref.model(input_ids=x).logits.float()
+        got = fast.adapter.forward(x, None, 0)[0]
+    assert (got - want).abs().max().item() < 1e-4
 
 
 def hf(pred, ids: torch.Tensor, cache=None, start: int = 0) -> torch.Tensor:

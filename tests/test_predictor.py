@@ -35,8 +35,13 @@ def full_logprobs(pred, ids: list[int]) -> torch.Tensor:
     """Reference: the whole context run from scratch, no cache (last ``window`` tokens)."""
     ids = ids[-pred.context_window:]
     with torch.inference_mode():
-        logits = pred.model(input_ids=torch.tensor([ids])).logits[0, -1].float()
+        logits = _reference(pred.model_id)(input_ids=torch.tensor([ids])).logits[0, -1].float()
     return torch.log_softmax(logits, -1)
+
+
+def _reference(name: str):
+    """transformers' own model (the predictor under test reads the weights without it)."""
+    return load_predictor(name, fast=False).model
 
 
 def cached_logprobs(pred, tree: Tree, node_id: str) -> torch.Tensor:

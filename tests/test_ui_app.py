@@ -158,7 +158,8 @@ async def test_big_tree_opens_lazily_and_navigates():
 # ---------------------------------------------------------------- growing
 async def test_expand_streams_children_and_autosaves(bard_tree, pred, tmp_path):
     path = tmp_path / "s.json"
-    bard_tree.sampler = Sampler(n=3, max_tokens=12)
+    # long enough to outlast the pause streamed rows take after a key (KEYS_FIRST)
+    bard_tree.sampler = Sampler(n=3, max_tokens=120)
     app = LoomApp(tree=bard_tree, predictor=pred, path=path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)

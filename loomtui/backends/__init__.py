@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-_LOADED: dict[tuple[str, str, str], Any] = {}
+_LOADED: dict[tuple[str, str, str, bool], Any] = {}
 
 
 def load_predictor(name: str | None = None, *, threads: int | None = None, device: str = "auto",
-                   dtype: str = "float32", kv_budget_mb: int = 256) -> Any:
+                   dtype: str = "float32", kv_budget_mb: int = 256, fast: bool = True) -> Any:
     """A :class:`TransformersPredictor` for ``name`` (see ``models.resolve``), loaded once per
     process. ``threads`` sets torch's CPU thread count. The name is resolved before torch is
     imported, so a model that is not there is a quick one-line ModelError."""
@@ -22,10 +22,11 @@ def load_predictor(name: str | None = None, *, threads: int | None = None, devic
 
     if threads:
         torch.set_num_threads(threads)
-    key = (str(spec.path / (spec.gguf_file or "")) + (spec.local_only_hub_id or ""), device, dtype)
+    key = (str(spec.path / (spec.gguf_file or "")) + (spec.local_only_hub_id or ""), device, dtype,
+           fast)
     pred = _LOADED.get(key)
     if pred is None:
-        model, tok = load_model(spec, device=device, dtype=dtype)
+        model, tok = load_model(spec, device=device, dtype=dtype, fast=fast)
         pred = TransformersPredictor(model, tok, spec.model_id,
                                      kv_budget_bytes=kv_budget_mb * 2**20)
         _LOADED[key] = pred

@@ -14,20 +14,26 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
+from loomtui.core.errors import ModelError
+
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 
 
 class CacheAdapter:
     def __init__(self, model: Any, lean: bool = True) -> None:
-        params = inspect.signature(model.forward).parameters
+        forward = getattr(model, "forward", None)
+        params = inspect.signature(forward).parameters if forward is not None else {}
         self.arg = "cache" if "cache" in params else "past_key_values"
         self.can_keep = "logits_to_keep" in params
         self.model = model
         self.lean = None
-        if lean:
+        if lean or forward is None:
             from loomtui.backends.lean_forward import lean_forward
 
             self.lean = lean_forward(model)
+        if self.lean is None and forward is None:
+            raise ModelError("this model has no forward pass (a lean model the lean forward "
+                             "does not cover)")
 
     def forward(
         self, input_ids: torch.Tensor, cache: Any, start: int, keep: list[int] | None = None

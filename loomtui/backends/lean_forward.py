@@ -34,7 +34,9 @@ def lean_forward(model: Any) -> Forward | None:
     """A lean forward for ``model``, or None when it is not a configuration covered here."""
     if ReservedLayer is None or model.training:
         return None
-    name = type(model).__name__
+    from loomtui.backends.fast_load import FAMILIES
+
+    name = FAMILIES.get(getattr(model, "lean_family", ""), type(model).__name__)
     try:
         if name == "GPT2LMHeadModel":
             return _Gpt2(model) if _gpt2_ok(model.config) else None

@@ -65,12 +65,12 @@ def converted_dir(spec: ModelSpec) -> Path:
 
 def convert_gguf(spec: ModelSpec) -> Path:
     """Dequantise a GGUF model once into a bf16 safetensors directory; returns it."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     out = converted_dir(spec)
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
         return out
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(out.name + ".*"):  # a conversion killed midway (a quit)
         try:
@@ -101,11 +101,14 @@ def convert_gguf(spec: ModelSpec) -> Path:
     return out
 
 
-def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32") -> tuple[Any, Any]:
-    """(model, tokenizer) in eval mode; any failure is a one-line ModelError."""
+def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *,
+               fast: bool = True) -> tuple[Any, Any]:
+    """(model, tokenizer) in eval mode; any failure is a one-line ModelError. ``fast``: a
+    model the lean forward covers is read straight from its files (see
+    :mod:`loomtui.backends.fast_load`); without it, or for any other model, transformers
+    builds it."""
     _quiet()
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype):
@@ -115,6 +118,14 @@ def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32") ->
         path: Path | str = spec.path
         if spec.gguf_file:
             path = convert_gguf(spec)
+        if fast and not spec.local_only_hub_id:
+            from loomtui.backends import fast_load
+
+            got = fast_load.load(Path(path), dev, torch_dtype)
+            if got is not None:
+                return got
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
         kwargs: dict[str, Any] = {"local_files_only": True}  # never download
         if spec.local_only_hub_id:
             path = spec.local_only_hub_id

@@ -81,7 +81,7 @@ def _report(name: str, base_s: float, ours_s: float, base_pos: int, ours_pos: in
 
 def main(model: str | None = None, threads: int = 1) -> int:
     torch.set_num_threads(threads)
-    pred = load_predictor(model, threads=threads)
+    pred = load_predictor(model, threads=threads, fast=False)  # transformers generate: baseline
     window = pred.context_window
     print(f"model {pred.model_id}  window {window}  torch threads {torch.get_num_threads()}  "
           f"device {pred.device}")

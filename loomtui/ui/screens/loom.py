@@ -476,7 +476,7 @@ class LoomScreen(Screen[None]):
                       ) -> tuple[Any, Any]:
         with tree.lock:  # kept from an earlier switch to this predictor: no model call
             kept = kept_distribution(tree.node(stamp.node_id), pred.model_id, top_k) if (
-                stamp.node_id in tree) else None
+                stamp.node_id in tree and top_k <= TOP_K) else None  # `+` asks for more
         return stamp, kept or pred.distribution(tree, stamp.node_id, top_k)
 
     # ------------------------------------------------------------------ more alternatives
