@@ -176,3 +176,29 @@ def test_nodes_without_tokens_on_a_path(pred):
     exact(a1, [5, 6])  # the hot buffers really hold a1's path again
     exact(empty_leaf)  # nothing to run: the distribution after its parent
     exact(empty_leaf, [7])
+
+
+def test_fast_path_runs_the_loom_without_importing_transformers():
+    """transformers' import alone costs about a second: the shipped models load, sample, score
+    and reuse their cache without it."""
+    import subprocess
+    import sys
+
+    code = """
+import sys, torch
+torch.set_num_threads(1)
+from loomtui.backends import load_predictor
+from loomtui.core import grow
+from loomtui.core.node import Sampler
+pred = load_predictor("bard")
+tree = grow.new_tree(pred, "ROMEO:")
+kids = grow.expand(tree, pred, tree.root_id, Sampler(n=2, max_tokens=8), seed=1)
+grow.type_text(tree, pred, kids[0].id, " and so")
+grow.ensure_distribution(tree, pred, kids[1].id)
+assert pred.store.stats.hits + pred.store.stats.misses > 0
+print("transformers" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip() == "False"

@@ -12,7 +12,6 @@ import inspect
 from typing import Any
 
 import torch
-from transformers import DynamicCache
 
 from loomtui.core.errors import ModelError
 
@@ -26,6 +25,8 @@ class CacheAdapter:
         self.arg = "cache" if "cache" in params else "past_key_values"
         self.can_keep = "logits_to_keep" in params
         self.model = model
+        self.lean_only = forward is None
+        """No transformers model behind it (the fast loader's): caches are :class:`LeanCache`."""
         self.lean = None
         if lean or forward is None:
             from loomtui.backends.lean_forward import lean_forward
@@ -54,6 +55,8 @@ class CacheAdapter:
             else:
                 extra["__slice__"] = keep
         if cache is None:
+            from transformers import DynamicCache
+
             cache = DynamicCache()
         seq = input_ids.shape[1]
         positions = torch.arange(start, start + seq, device=input_ids.device)
@@ -71,65 +74,80 @@ class CacheAdapter:
         return logits, new_cache
 
 
-try:  # transformers 5.x: per-layer cache objects
-    from transformers.cache_utils import DynamicLayer
-except ImportError:  # pragma: no cover - transformers 4.x
-    DynamicLayer = None
+class LeanLayer:
+    """A cache layer over preallocated buffers, written in place.
+
+    transformers' ``DynamicLayer`` concatenates the whole cache at every decoding step
+    (O(context) copies per token); this one writes each step into its buffer and hands
+    attention a view, doubling the buffer only when it runs out. The buffer may be shared (the
+    predictor's hot context): positions before ``n`` are never written. It needs nothing of
+    transformers: the lean forward reads it directly (:class:`ReservedLayer` is the same layer
+    for transformers' own forward).
+    """
+
+    def __init__(self, kbuf: torch.Tensor, vbuf: torch.Tensor, n: int) -> None:
+        super().__init__()
+        self._kbuf, self._vbuf, self._n = kbuf, vbuf, n
+        self.device = kbuf.device
+        self.keys = kbuf[..., :n, :]
+        self.values = vbuf[..., :n, :]
+        self.is_initialized = True
+
+    @classmethod
+    def holding(cls, keys: torch.Tensor, values: torch.Tensor, reserve: int = 0) -> Any:
+        """A layer holding a copy of ``keys``/``values`` with ``reserve`` positions free."""
+        n = keys.shape[-2]
+        kbuf = keys.new_empty((*keys.shape[:-2], n + max(reserve, 1), keys.shape[-1]))
+        vbuf = values.new_empty((*values.shape[:-2], n + max(reserve, 1), values.shape[-1]))
+        kbuf[..., :n, :] = keys
+        vbuf[..., :n, :] = values
+        return cls(kbuf, vbuf, n)
+
+    @property
+    def buffers(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._kbuf, self._vbuf
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        add = key_states.shape[-2]
+        end = self._n + add
+        if end > self._kbuf.shape[-2]:
+            cap = max(end, 2 * self._kbuf.shape[-2])
+            kbuf = self._kbuf.new_empty((*self._kbuf.shape[:-2], cap, self._kbuf.shape[-1]))
+            vbuf = self._vbuf.new_empty((*self._vbuf.shape[:-2], cap, self._vbuf.shape[-1]))
+            kbuf[..., : self._n, :] = self._kbuf[..., : self._n, :]
+            vbuf[..., : self._n, :] = self._vbuf[..., : self._n, :]
+            self._kbuf, self._vbuf = kbuf, vbuf
+        self._kbuf[..., self._n : end, :] = key_states
+        self._vbuf[..., self._n : end, :] = value_states
+        self._n = end
+        self.keys = self._kbuf[..., :end, :]
+        self.values = self._vbuf[..., :end, :]
+        return self.keys, self.values
 
 
-if DynamicLayer is not None:
+class LeanCache:
+    """The lean forward's cache: per-layer :class:`LeanLayer` objects (no transformers)."""
 
-    class ReservedLayer(DynamicLayer):
-        """A cache layer over preallocated buffers, written in place.
+    def __init__(self, layers: list[Any] | None = None) -> None:
+        self.layers: list[Any] = layers if layers is not None else []
 
-        ``DynamicLayer`` concatenates the whole cache at every decoding step (O(context) copies
-        per token); this one writes each step into its buffer and hands attention a view,
-        doubling the buffer only when it runs out. The buffer may be shared (the predictor's
-        hot context): positions before ``n`` are never written.
-        """
 
-        def __init__(self, kbuf: torch.Tensor, vbuf: torch.Tensor, n: int) -> None:
-            super().__init__()
-            self._kbuf, self._vbuf, self._n = kbuf, vbuf, n
-            self.device = kbuf.device
-            self.keys = kbuf[..., :n, :]
-            self.values = vbuf[..., :n, :]
-            self.is_initialized = True
+_reserved: type | None = None
 
-        @classmethod
-        def holding(cls, keys: torch.Tensor, values: torch.Tensor,
-                    reserve: int = 0) -> ReservedLayer:
-            """A layer holding a copy of ``keys``/``values`` with ``reserve`` positions free."""
-            n = keys.shape[-2]
-            kbuf = keys.new_empty((*keys.shape[:-2], n + max(reserve, 1), keys.shape[-1]))
-            vbuf = values.new_empty((*values.shape[:-2], n + max(reserve, 1), values.shape[-1]))
-            kbuf[..., :n, :] = keys
-            vbuf[..., :n, :] = values
-            return cls(kbuf, vbuf, n)
 
-        @property
-        def buffers(self) -> tuple[torch.Tensor, torch.Tensor]:
-            return self._kbuf, self._vbuf
+def reserved_layer() -> type | None:
+    """:class:`LeanLayer` as a transformers cache layer (transformers 5.x), made on first use
+    so that importing this module does not import transformers."""
+    global _reserved
+    if _reserved is None:
+        try:
+            from transformers.cache_utils import DynamicLayer
+        except ImportError:  # pragma: no cover - transformers 4.x
+            return None
+        _reserved = type("ReservedLayer", (LeanLayer, DynamicLayer), {"__doc__": LeanLayer.__doc__})
+    return _reserved
 
-        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
-                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-            add = key_states.shape[-2]
-            end = self._n + add
-            if end > self._kbuf.shape[-2]:
-                cap = max(end, 2 * self._kbuf.shape[-2])
-                kbuf = self._kbuf.new_empty((*self._kbuf.shape[:-2], cap, self._kbuf.shape[-1]))
-                vbuf = self._vbuf.new_empty((*self._vbuf.shape[:-2], cap, self._vbuf.shape[-1]))
-                kbuf[..., : self._n, :] = self._kbuf[..., : self._n, :]
-                vbuf[..., : self._n, :] = self._vbuf[..., : self._n, :]
-                self._kbuf, self._vbuf = kbuf, vbuf
-            self._kbuf[..., self._n : end, :] = key_states
-            self._vbuf[..., self._n : end, :] = value_states
-            self._n = end
-            self.keys = self._kbuf[..., :end, :]
-            self.values = self._vbuf[..., :end, :]
-            return self.keys, self.values
-else:  # pragma: no cover - transformers 4.x
-    ReservedLayer = None  # type: ignore[assignment,misc]
 
 Buffers = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -155,24 +173,30 @@ def buffers(parts: list[KV], capacity: int, batch: int = 1) -> Buffers:
     return out
 
 
-def over(bufs: Buffers, n: int) -> DynamicCache | None:
-    """A transformers cache over ``bufs`` whose first ``n`` positions are filled."""
+def over(bufs: Buffers, n: int, lean: bool = False) -> Any:
+    """A cache over ``bufs`` whose first ``n`` positions are filled: a :class:`LeanCache`
+    (``lean``) or a transformers ``DynamicCache``."""
     if not bufs:
         return None
+    if lean:
+        return LeanCache([LeanLayer(k, v, n) for k, v in bufs])
+    from transformers import DynamicCache
+
     cache = DynamicCache()
-    if ReservedLayer is not None and hasattr(cache, "layers"):
-        cache.layers = [ReservedLayer(k, v, n) for k, v in bufs]
+    layer = reserved_layer()
+    if layer is not None and hasattr(cache, "layers"):
+        cache.layers = [layer(k, v, n) for k, v in bufs]
         return cache
     for i, (k, v) in enumerate(bufs):  # pragma: no cover - transformers 4.x
         cache.update(k[:, :, :n], v[:, :, :n], i)
     return cache
 
 
-def to_cache(kv: KV, reserve: int = 0, batch: int = 1) -> DynamicCache | None:
-    """A transformers cache holding a copy of ``kv`` (broadcast to ``batch`` rows), with room
-    for ``reserve`` more positions."""
+def to_cache(kv: KV, reserve: int = 0, batch: int = 1, lean: bool = False) -> Any:
+    """A cache holding a copy of ``kv`` (broadcast to ``batch`` rows), with room for
+    ``reserve`` more positions."""
     n = kv_len(kv)
-    return over(buffers([kv], n + max(reserve, 1), batch), n)
+    return over(buffers([kv], n + max(reserve, 1), batch), n, lean)
 
 
 def from_cache(cache: Any) -> KV:

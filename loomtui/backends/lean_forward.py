@@ -23,16 +23,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from transformers import DynamicCache
 
-from loomtui.backends.cache_adapter import ReservedLayer
+from loomtui.backends.cache_adapter import LeanCache, LeanLayer, reserved_layer
 
 Forward = Callable[[torch.Tensor, Any, int, "list[int] | None"], "tuple[torch.Tensor, Any]"]
 
 
 def lean_forward(model: Any) -> Forward | None:
     """A lean forward for ``model``, or None when it is not a configuration covered here."""
-    if ReservedLayer is None or model.training:
+    if model.training or (hasattr(model, "forward") and reserved_layer() is None):
         return None
     from loomtui.backends.fast_load import FAMILIES
 
@@ -59,8 +58,14 @@ def _llama_ok(cfg: Any) -> bool:
             and not getattr(cfg, "sliding_window", None))
 
 
-def _cache(cache: Any) -> Any:
+def _cache(cache: Any, lean_only: bool) -> Any:
+    """The cache to run after (a new one when None: a :class:`LeanCache` for a model without
+    transformers behind it, else a transformers cache, which its own forward can read too)."""
     if cache is None:
+        if lean_only:
+            return LeanCache()
+        from transformers import DynamicCache
+
         cache = DynamicCache()
         cache.layers = []
     return cache
@@ -139,7 +144,8 @@ def _attention(cache: Any, i: int, q: torch.Tensor, k: torch.Tensor, v: torch.Te
             return _attend_shared(q, layer, ks, vs, scale)
         k, v = layer.update(k, v)
     else:
-        cache.layers.append(ReservedLayer.holding(k, v))
+        layer = LeanLayer if isinstance(cache, LeanCache) else reserved_layer()
+        cache.layers.append(layer.holding(k, v))  # type: ignore[union-attr]
     return _attend(q, k, v, scale, mask)
 
 
@@ -173,6 +179,7 @@ def _last_rows(keep: list[int] | None, t: int, s: int, device: torch.device
 
 class _Gpt2:
     def __init__(self, model: Any) -> None:
+        self.lean_only = not hasattr(model, "forward")
         cfg = model.config
         t = model.transformer
         self.head_t = _transpose_head(model, t.wte)  # [width, vocab]
@@ -191,7 +198,7 @@ class _Gpt2:
 
     def __call__(self, input_ids: torch.Tensor, cache: Any, start: int,
                  keep: list[int] | None = None) -> tuple[torch.Tensor, Any]:
-        cache = _cache(cache)
+        cache = _cache(cache, self.lean_only)
         b, t = input_ids.shape
         width = self.wte.shape[1]
         x = (self.wte[input_ids] + self.wpe[start : start + t]).view(b * t, width)
@@ -222,6 +229,7 @@ class _Gpt2:
 
 class _Llama:
     def __init__(self, model: Any) -> None:
+        self.lean_only = not hasattr(model, "forward")
         cfg = model.config
         m = model.model
         self.head_t = _transpose_head(model, m.embed_tokens)  # [hidden, vocab]
@@ -246,7 +254,7 @@ class _Llama:
 
     def __call__(self, input_ids: torch.Tensor, cache: Any, start: int,
                  keep: list[int] | None = None) -> tuple[torch.Tensor, Any]:
-        cache = _cache(cache)
+        cache = _cache(cache, self.lean_only)
         b, t = input_ids.shape
         x = self.embed[input_ids]
         pos = torch.arange(start, start + t, device=x.device)[None].expand(b, -1)

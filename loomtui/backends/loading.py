@@ -42,6 +42,7 @@ def pick_device(device: str = "auto") -> str:
 
 
 def _quiet() -> None:
+    """transformers' log lines and progress bars off (called where transformers is used)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers.utils import logging as hf_logging
 
@@ -68,6 +69,7 @@ def convert_gguf(spec: ModelSpec) -> Path:
     out = converted_dir(spec)
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
         return out
+    _quiet()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -107,7 +109,7 @@ def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *,
     model the lean forward covers is read straight from its files (see
     :mod:`loomtui.backends.fast_load`); without it, or for any other model, transformers
     builds it."""
-    _quiet()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
     torch_dtype = getattr(torch, dtype, None)
@@ -124,6 +126,7 @@ def load_model(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *,
             got = fast_load.load(Path(path), dev, torch_dtype)
             if got is not None:
                 return got
+        _quiet()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         kwargs: dict[str, Any] = {"local_files_only": True}  # never download

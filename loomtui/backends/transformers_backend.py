@@ -19,7 +19,7 @@ from loomtui.backends.cache_adapter import (
     KV,
     Buffers,
     CacheAdapter,
-    ReservedLayer,
+    LeanLayer,
     buffers,
     from_cache,
     kv_slice,
@@ -357,13 +357,12 @@ class TransformersPredictor:
             # Some slack, so that a slightly longer sibling fits the same buffers.
             bufs = buffers([s.kv for s in parts], need + need // 4 + 32)
         self._hot = _Hot(bufs, list(parts))
-        return over(bufs, length)
+        return over(bufs, length, self.adapter.lean_only)
 
     def _keep_hot(self, cache: Any, parts: list[Slice]) -> None:
         """Remember ``cache``'s buffers as holding ``parts`` (after a forward wrote them)."""
         layers = getattr(cache, "layers", None)
-        if (ReservedLayer is not None and layers
-                and all(isinstance(layer, ReservedLayer) for layer in layers)):
+        if layers and all(isinstance(layer, LeanLayer) for layer in layers):
             self._hot = _Hot([layer.buffers for layer in layers], parts)
         else:  # pragma: no cover - a cache we do not own
             self._hot = None
@@ -445,7 +444,8 @@ class TransformersPredictor:
             elif self.adapter.lean is not None:  # the context held once for all rows
                 cache, offset = SharedPrefix(from_cache(ctx.cache), n, max_tokens + 1), 0
             else:
-                cache = to_cache(from_cache(ctx.cache), max_tokens + 1, batch=n)
+                cache = to_cache(from_cache(ctx.cache), max_tokens + 1, batch=n,
+                                 lean=self.adapter.lean_only)
             logits = ctx.last_logits[None].expand(n, -1)
             gens = [generator(seed + i) for i in range(n)]
             rows = [Segment("", [], [], [], Alternatives(), seed=seed + i,
