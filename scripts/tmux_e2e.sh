@@ -89,9 +89,27 @@ PYEOF
 
 echo "tmux_e2e: reopen"
 $T kill-server 2>/dev/null || true
+# a new server on the same socket while the old one is still going away fails
+for _ in $(seq 1 50); do $T has-session 2>/dev/null || break; sleep 0.1; done
+sleep 0.5
 start
 wait_for "bard · ready" 60
 wait_for "3 nodes"
 wait_for "But soft"
+
+echo "tmux_e2e: more alternatives at the token cursor (+)"
+keys l
+sleep 0.3
+keys "]"
+wait_for "+: more alternatives here"
+keys +
+wait_for "computed on demand"
+
+echo "tmux_e2e: the open dialog lists the session's directory"
+keys C-o
+wait_for "tab: complete"
+wait_for "e2e.json"
+keys Escape
+sleep 0.3
 keys q
 echo "tmux_e2e: PASS"
