@@ -229,7 +229,7 @@ async def bench_autosave(n: int = 40000, rounds: int = 5, per_round: int = 12) -
                 while not app.saving and time.perf_counter() - t0 < 5:
                     await asyncio.sleep(0.001)
 
-            for mode in ("steps", "fork", "thread"):
+            for mode in ("steps", "thread"):
                 os.environ["LOOMTUI_SAVE"] = mode
                 t0 = time.perf_counter()
                 await start()
