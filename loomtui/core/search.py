@@ -17,8 +17,10 @@ import fnmatch
 import functools
 import re
 import weakref
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import NamedTuple
 
 from loomtui.core.errors import LoomError
@@ -269,6 +271,30 @@ class _Order:
     nodes: list[Node]
     depths: list[int]
     starts: list[int]
+    joined: str | None = None
+    """Every node's text in pre-order, joined by :data:`SEP` (built by the first plain search
+    in segments): one ``re`` scan finds every node holding the text."""
+    offsets: list[int] = field(default_factory=list)
+    """Where each node's text starts in ``joined``."""
+
+    def joined_text(self) -> tuple[str, list[int]]:
+        if self.joined is None:
+            texts = [n.text for n in self.nodes]
+            self.offsets = list(accumulate((len(t) + 1 for t in texts), initial=0))[:-1]
+            self.joined = SEP.join(texts)
+        return self.joined, self.offsets
+
+
+SEP = "\x00"
+"""Between segments in :attr:`_Order.joined`: a plain query without it cannot match across."""
+
+
+def prepare(tree: Tree, start: str | None = None) -> None:
+    """Build the pre-order walk and joined text a search reuses until the tree changes (the
+    app calls it in a worker when its search bar opens, so the first search is fast)."""
+    with tree.lock:
+        top = tree.root_id if start is None else tree.node(start).id
+        _order(tree, top).joined_text()
 
 
 _ORDERS: weakref.WeakKeyDictionary[Tree, _Order] = weakref.WeakKeyDictionary()
@@ -331,6 +357,8 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
     find = pattern.search if pattern is not None else None
     passes = tests[0] if len(tests) == 1 else (lambda n: all(t(n) for t in tests))
     lookback = _lookback(query, pattern) if pattern is not None and query.context else 0
+    if find is not None and not lookback and not query.regex and SEP not in query.text:
+        return _match_joined(order, find, tests, min_d, max_d, limit)
     if lookback:
         path = tree.path(order.top)
         keep = lookback + 1  # one more character: a regex's ^ or \b never sees a cut as a start
@@ -367,6 +395,41 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
             out.truncated = i + 1 < len(order.nodes)
             break
     out.searched = i + 1 if order.nodes else 0
+    return out
+
+
+def _match_joined(order: _Order, find: Callable[[str, int], re.Match[str] | None],
+                  tests: list[Callable[[Node], bool]], min_d: int, max_d: int | None,
+                  limit: int | None) -> SearchResult:
+    """A plain query in segments: scan the joined text once; each hit names its node, and the
+    scan goes on from the next node's start (a node's first match is the one reported)."""
+    out = SearchResult()
+    add = out.matches.append
+    joined, offsets = order.joined_text()
+    nodes, depths, starts = order.nodes, order.depths, order.starts
+    passes = tests[0] if len(tests) == 1 else (lambda n: all(t(n) for t in tests))
+    n = len(nodes)
+    pos = 0
+    out.searched = n
+    while True:
+        m = find(joined, pos)
+        if m is None:
+            break
+        at = m.start()
+        i = bisect_right(offsets, at) - 1
+        pos = offsets[i + 1] if i + 1 < n else len(joined) + 1
+        depth = depths[i]
+        if depth < min_d or (max_d is not None and depth > max_d):
+            continue
+        node = nodes[i]
+        if tests and not passes(node):
+            continue
+        start = starts[i] + at - offsets[i]
+        add(Match(node.id, depth, start, start + m.end() - at, starts[i]))
+        if limit is not None and len(out.matches) >= limit:
+            out.truncated = i + 1 < n
+            out.searched = i + 1
+            break
     return out
 
 
