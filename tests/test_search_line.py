@@ -104,3 +104,33 @@ def test_the_joined_index_finds_what_a_walk_finds(texts, needle, case, seed):
     limited = search(tree, query, limit=1)
     assert [m.node_id for m in limited.matches] == [e[0] for e in expected[:1]]
     assert limited.truncated == (limited.searched < len(tree))
+
+
+@pytest.mark.parametrize("query", [
+    Query(origins=frozenset({"sampled"}), max_logprob=-20.0),
+    Query("king", min_mean_logprob=-1.5, max_mean_logprob=-0.5),
+    Query(min_entropy=5.0, min_depth=3, max_depth=6),
+    Query("lord", context=True, max_logprob=-10.0),
+])
+def test_numeric_filters_from_the_walks_columns_match_each_node(query):
+    """After ``prepare`` the numeric filters read columns kept with the walk; they give what
+    testing each node's own values gives."""
+    from loomtui.bench.synthetic import make_tree
+
+    tree = make_tree(400, seed=3)
+    tree.update("5", token_logprobs=None)  # unknown values never match
+    tree.update("6", distribution=None)
+    search_module._ORDERS.clear()
+    cold = search(tree, query)
+    prepare(tree)
+    warm = search(tree, query)
+    assert search_module._ORDERS[tree].columns  # the columns were used
+    assert [m.node_id for m in warm.matches] == [m.node_id for m in cold.matches]
+    for m in warm.matches:
+        node = tree.node(m.node_id)
+        lp = node.logprob()
+        if query.max_logprob is not None:
+            assert lp is not None and lp <= query.max_logprob
+        if query.min_entropy is not None:
+            assert node.distribution is not None and node.distribution.entropy >= 5.0
+    assert "5" not in [m.node_id for m in warm.matches] or query.max_logprob is None

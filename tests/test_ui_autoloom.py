@@ -163,19 +163,20 @@ async def test_quit_during_a_run_stops_it_and_keeps_what_was_grown(tmp_path, pre
     from loomtui.core import session
 
     tree = new_tree(pred, "ROMEO:\nBut soft, what light")
-    tree.sampler = Sampler(n=2, max_tokens=24)
+    tree.sampler = Sampler(n=2, max_tokens=48)
     path = tmp_path / "s.json"
     session.save(tree, path)
     app = LoomApp(tree=tree, predictor=pred, path=path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         loom = screen(app)
-        await fill(pilot, strategy="sample", budget="200", width="3", depth="5")
+        await fill(pilot, strategy="sample", budget="1000", width="4", depth="5")
         await pilot.press("enter")
         for _ in range(400):
             await pilot.pause(0.05)
             if len(tree) > 1:
                 break
+        assert loom.autolooming
         await pilot.press("q")
         for _ in range(400):
             await asyncio.sleep(0.05)
@@ -183,7 +184,7 @@ async def test_quit_during_a_run_stops_it_and_keeps_what_was_grown(tmp_path, pre
                 break
     assert not app.is_running
     saved = session.load(path)
-    assert 1 < len(saved) < 201 and len(saved) == len(tree)
+    assert 1 < len(saved) < 1001 and len(saved) == len(tree)
 
 
 def test_the_dialog_refuses_bad_values_in_one_line():

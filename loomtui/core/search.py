@@ -136,8 +136,40 @@ def _mean(node: Node) -> float | None:
     return None if lp is None or not n else lp / n
 
 
-def _filter(query: Query) -> list[Callable[[Node], bool]]:
-    """Predicates on a node, cheapest first (the depth range is checked by the walk)."""
+def _entropy(n: Node) -> float | None:
+    d = n.distribution
+    return None if d is None or d.partial else d.entropy
+
+
+def _numeric(query: Query) -> list[tuple[str, Callable[[Node], float | None], float | None,
+                                         float | None]]:
+    """The numeric filters: (name, value of a node, low, high)."""
+    q = query
+    out: list[tuple[str, Callable[[Node], float | None], float | None, float | None]] = []
+    if q.min_logprob is not None or q.max_logprob is not None:
+        out.append(("logprob", _logprob, q.min_logprob, q.max_logprob))
+    if q.min_mean_logprob is not None or q.max_mean_logprob is not None:
+        out.append(("mean", _mean, q.min_mean_logprob, q.max_mean_logprob))
+    if q.min_entropy is not None:
+        out.append(("entropy", _entropy, q.min_entropy, None))
+    return out
+
+
+def _mask(order: _Order, query: Query) -> list[bool] | None:
+    """Which nodes of ``order`` pass the numeric filters (None: there are none), from
+    columns of values kept with the walk, so a refined search does not recompute them."""
+    mask: list[bool] | None = None
+    for name, value, lo, hi in _numeric(query):
+        col = order.column(name, value)
+        ok = [v is not None and (lo is None or v >= lo) and (hi is None or v <= hi)
+              for v in col]
+        mask = ok if mask is None else [a and b for a, b in zip(mask, ok, strict=True)]
+    return mask
+
+
+def _filter(query: Query, numeric: bool = True) -> list[Callable[[Node], bool]]:
+    """Predicates on a node, cheapest first (the depth range is checked by the walk; the
+    numeric filters only with ``numeric``)."""
     tests: list[Callable[[Node], bool]] = []
     q = query
     if q.origins:
@@ -164,13 +196,13 @@ def _filter(query: Query) -> list[Callable[[Node], bool]]:
     def between(value: float | None, lo: float | None, hi: float | None) -> bool:
         return value is not None and (lo is None or value >= lo) and (hi is None or value <= hi)
 
-    if q.min_logprob is not None or q.max_logprob is not None:
+    if numeric and (q.min_logprob is not None or q.max_logprob is not None):
         lo, hi = q.min_logprob, q.max_logprob
         tests.append(lambda n: between(_logprob(n), lo, hi))
-    if q.min_mean_logprob is not None or q.max_mean_logprob is not None:
+    if numeric and (q.min_mean_logprob is not None or q.max_mean_logprob is not None):
         mlo, mhi = q.min_mean_logprob, q.max_mean_logprob
         tests.append(lambda n: between(_mean(n), mlo, mhi))
-    if q.min_entropy is not None:
+    if numeric and q.min_entropy is not None:
         elo = q.min_entropy
 
         def entropy_ok(n: Node) -> bool:
@@ -195,7 +227,9 @@ def search(tree: Tree, query: Query, *, start: str | None = None,
             found = _sparse(tree, query, pattern, tests, top, limit)
             if found is not None:
                 return found
-        return _match(tree, _order(tree, top), query, pattern, tests, limit)
+        order = _order(tree, top)
+        return _match(tree, order, query, pattern, _filter(query, numeric=False), limit,
+                      _mask(order, query))
 
 
 SPARSE_SHARE = 8
@@ -276,6 +310,14 @@ class _Order:
     in segments): one ``re`` scan finds every node holding the text."""
     offsets: list[int] = field(default_factory=list)
     """Where each node's text starts in ``joined``."""
+    columns: dict[str, list[float | None]] = field(default_factory=dict)
+    """A numeric filter's value for each node (log-probability, mean, entropy)."""
+
+    def column(self, name: str, value: Callable[[Node], float | None]) -> list[float | None]:
+        col = self.columns.get(name)
+        if col is None:
+            col = self.columns[name] = [value(n) for n in self.nodes]
+        return col
 
     def joined_text(self) -> tuple[str, list[int]]:
         if self.joined is None:
@@ -347,7 +389,8 @@ def _lookback(query: Query, pattern: re.Pattern[str]) -> int:
 
 
 def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | None,
-           tests: list[Callable[[Node], bool]], limit: int | None) -> SearchResult:
+           tests: list[Callable[[Node], bool]], limit: int | None,
+           mask: list[bool] | None = None) -> SearchResult:
     out = SearchResult()
     matches = out.matches
     add = matches.append
@@ -358,7 +401,7 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
     passes = tests[0] if len(tests) == 1 else (lambda n: all(t(n) for t in tests))
     lookback = _lookback(query, pattern) if pattern is not None and query.context else 0
     if find is not None and not lookback and not query.regex and SEP not in query.text:
-        return _match_joined(order, find, tests, min_d, max_d, limit)
+        return _match_joined(order, find, tests, min_d, max_d, limit, mask)
     if lookback:
         path = tree.path(order.top)
         keep = lookback + 1  # one more character: a regex's ^ or \b never sees a cut as a start
@@ -373,6 +416,8 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
             tail = tails[r]
             tails.append((tail + node.text)[-keep:])
         if depth < min_d or (max_d is not None and depth > max_d):
+            continue
+        if mask is not None and not mask[i]:
             continue
         if tests and not passes(node):
             continue
@@ -400,7 +445,7 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
 
 def _match_joined(order: _Order, find: Callable[[str, int], re.Match[str] | None],
                   tests: list[Callable[[Node], bool]], min_d: int, max_d: int | None,
-                  limit: int | None) -> SearchResult:
+                  limit: int | None, mask: list[bool] | None) -> SearchResult:
     """A plain query in segments: scan the joined text once; each hit names its node, and the
     scan goes on from the next node's start (a node's first match is the one reported)."""
     out = SearchResult()
@@ -420,6 +465,8 @@ def _match_joined(order: _Order, find: Callable[[str, int], re.Match[str] | None
         pos = offsets[i + 1] if i + 1 < n else len(joined) + 1
         depth = depths[i]
         if depth < min_d or (max_d is not None and depth > max_d):
+            continue
+        if mask is not None and not mask[i]:
             continue
         node = nodes[i]
         if tests and not passes(node):
