@@ -114,6 +114,14 @@ async def test_slash_opens_a_docked_bar_that_filters_and_enter_selects(tree):
         await pilot.press("enter")  # enter in the line: the first match
         await settle(pilot)
         assert tree.selected == kids[1]
+        await pilot.press("slash")
+        bar.input.value = "rides"
+        await pilot.press("enter")  # before its results arrive: chosen when they do
+        for _ in range(200):
+            await pilot.pause(0.02)
+            if tree.selected == kids[2]:
+                break
+        assert tree.selected == kids[2]
 
 
 async def test_context_flag_matches_across_segments(tree):

@@ -3,11 +3,11 @@
 ``knight dies --context --origin sampled --max-logprob -5`` is the query ``knight dies`` with
 those filters. Words are split as a shell does (quotes keep spaces: ``"my  lord"``), but a
 backslash is kept as typed, so regexes need no doubling (``thou\\s+love --regex``); in plain
-text ``\\n``, ``\\t`` and ``\\\\`` are a newline, a tab and a backslash
-(``light\\nthe --context`` finds a segment boundary). A flag's
-value follows it (``--tag x``) or is joined with ``=`` (``--tag=x``); ``--`` ends the flags
-(the words after it are text, even ``--regex``). Bad input raises
-:class:`~loomtui.core.search.SearchError` with one line naming the flag and the problem.
+text ``\\n``, ``\\t`` and ``\\\\`` are a newline, a tab and a backslash (``light\\nthe
+--context`` finds text across a segment boundary). A flag's value follows it (``--tag x``) or
+is joined with ``=`` (``--tag=x``); ``--`` ends the flags (the words after it are text, even
+``--regex``). Bad input raises :class:`~loomtui.core.search.SearchError` with one line naming
+the flag and the problem.
 """
 
 from __future__ import annotations

@@ -27,14 +27,14 @@ from textual.worker import Worker, WorkerState
 from loomtui.core import search as core_search
 from loomtui.core.errors import LoomError
 from loomtui.core.search import Match, SearchResult
-from loomtui.core.search_line import parse_line, toggle_flag
+from loomtui.core.search_line import SYNTAX, parse_line, toggle_flag
 from loomtui.core.text import inline, one_line, short
 from loomtui.core.tree import Tree
 from loomtui.ui.format import plural
 
 DEBOUNCE = 0.12
 """Seconds after the last keystroke before the line is searched."""
-LIST_LIMIT = 200
+LIST_LIMIT = 50
 """Result rows listed (n/N step through every match)."""
 SNIPPET = 28
 PLACEHOLDER = ("find: text --regex --context --origin sampled --tag T --max-logprob -5 … "
@@ -109,9 +109,10 @@ class SearchBar(Vertical):
         self._generation = 0
         self._revision = -1
         self._timer: Timer | None = None
+        self._enter_pending = False
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder=PLACEHOLDER, id="search-input")
+        yield Input(placeholder=PLACEHOLDER, id="search-input", tooltip=SYNTAX)
         yield Static("", id="search-status")
         yield OptionList(id="search-results")
 
@@ -224,6 +225,7 @@ class SearchBar(Vertical):
             self.searches += 1
             self._revision = revision
             if error is not None:
+                self._enter_pending = False
                 self._show_error(error)
             elif found is None:
                 self._show(line, [], None)
@@ -251,6 +253,10 @@ class SearchBar(Vertical):
         self.results.set_options(rows)
         self._status()
         self.post_message(self.Updated())
+        if self._enter_pending and not self.pending:
+            self._enter_pending = False
+            if matches:
+                self._choose(0)
 
     def _status(self) -> None:
         n = len(self.matches)
@@ -272,9 +278,11 @@ class SearchBar(Vertical):
     @on(Input.Submitted, "#search-input")
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        if self.pending or self.error is not None or not self.matches:
-            if not self.pending and not self.error:
-                self.app.bell()
+        if self.pending:  # chosen when the results arrive
+            self._enter_pending = True
+            return
+        if self.error is not None or not self.matches:
+            self.app.bell()
             return
         highlighted = self.results.highlighted
         self._choose(highlighted if highlighted is not None else max(self.index, 0))
