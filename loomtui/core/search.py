@@ -8,7 +8,9 @@ that a match ending in its children could start in (``len(text) - 1`` characters
 query, :data:`REGEX_LOOKBACK` for a regex), so a deep chain costs no more than a bushy tree.
 
 A node whose value is unknown (not scored, a partial distribution) never matches a numeric
-filter. Runs on any thread: the walk holds ``Tree.lock``.
+filter. Runs on any thread: what the walk needs is copied under ``Tree.lock`` and the walk runs
+without it (an edit on the main thread waits for the copy, not for the walk; a walk of a tree
+that changed meanwhile is never reused, its revision being the old one).
 """
 
 from __future__ import annotations
@@ -221,15 +223,18 @@ def search(tree: Tree, query: Query, *, start: str | None = None,
     tests = _filter(query)
     with tree.lock:
         top = tree.root_id if start is None else tree.node(start).id
-        cached = _ORDERS.get(tree)
-        if (cached is None or cached.revision != tree.revision or cached.top != top) and (
-                pattern is not None or tests) and not (pattern is not None and query.context):
+        order = _cached(tree, top)
+        if order is None and (pattern is not None or tests) and not (
+                pattern is not None and query.context):
             found = _sparse(tree, query, pattern, tests, top, limit)
             if found is not None:
                 return found
-        order = _order(tree, top)
-        return _match(tree, order, query, pattern, _filter(query, numeric=False), limit,
-                      _mask(order, query))
+        snapshot = _snapshot(tree, top) if order is None else None
+    if order is None:  # the walk runs outside the lock (edits on the main thread never wait)
+        assert snapshot is not None
+        order = _build(tree, snapshot)
+    return _match(order, query, pattern, _filter(query, numeric=False), limit,
+                  _mask(order, query))
 
 
 SPARSE_SHARE = 8
@@ -310,6 +315,8 @@ class _Order:
     in segments): one ``re`` scan finds every node holding the text."""
     offsets: list[int] = field(default_factory=list)
     """Where each node's text starts in ``joined``."""
+    above: str = ""
+    """The context above ``top`` (its ancestors' text)."""
     columns: dict[str, list[float | None]] = field(default_factory=dict)
     """A numeric filter's value for each node (log-probability, mean, entropy)."""
 
@@ -336,23 +343,55 @@ def prepare(tree: Tree, start: str | None = None) -> None:
     app calls it in a worker when its search bar opens, so the first search is fast)."""
     with tree.lock:
         top = tree.root_id if start is None else tree.node(start).id
-        _order(tree, top).joined_text()
+    _order(tree, top).joined_text()
 
 
 _ORDERS: weakref.WeakKeyDictionary[Tree, _Order] = weakref.WeakKeyDictionary()
 
 
-def _order(tree: Tree, top: str) -> _Order:
+def _cached(tree: Tree, top: str) -> _Order | None:
     cached = _ORDERS.get(tree)
     if cached is not None and cached.revision == tree.revision and cached.top == top:
         return cached
+    return None
+
+
+class _Snapshot(NamedTuple):
+    """What a walk needs, copied under the tree's lock (the walk itself runs without it)."""
+
+    revision: int
+    top: str
+    by_id: dict[str, Node]
+    kids: dict[str, list[str]]
+    depth: int
+    above: str
+
+
+def _snapshot(tree: Tree, top: str) -> _Snapshot:
+    """Call with ``tree.lock`` held."""
     by_id = {n.id: n for n in tree.nodes()}
-    created = {nid: n.created for nid, n in by_id.items()}.__getitem__
-    kids = dict(tree.graph.adjacency())  # each node's children, as networkx keeps them
+    kids = {nid: list(ch) for nid, ch in tree.graph.adjacency()}  # as networkx keeps them
     path = tree.path(top)
-    order = _Order(tree.revision, top, [], [], [])
+    return _Snapshot(tree.revision, top, by_id, kids, len(path) - 1,
+                     "".join(by_id[n].text for n in path[:-1]))
+
+
+def _order(tree: Tree, top: str) -> _Order:
+    """The walk of ``top``'s subtree (kept until the tree's revision changes)."""
+    with tree.lock:
+        cached = _cached(tree, top)
+        if cached is not None:
+            return cached
+        snapshot = _snapshot(tree, top)
+    return _build(tree, snapshot)
+
+
+def _build(tree: Tree, snap: _Snapshot) -> _Order:
+    by_id, kids, top = snap.by_id, snap.kids, snap.top
+    created = {nid: n.created for nid, n in by_id.items()}.__getitem__
+    order = _Order(snap.revision, top, [], [], [], above=snap.above)
     add_node, add_depth, add_start = order.nodes.append, order.depths.append, order.starts.append
-    stack = [(top, len(path) - 1, sum(len(by_id[n].text) for n in path[:-1]))]
+    stack = [(top, snap.depth, len(snap.above))]
     pop, push = stack.pop, stack.append
     while stack:
         nid, depth, pos = pop()
@@ -388,7 +427,7 @@ def _lookback(query: Query, pattern: re.Pattern[str]) -> int:
     return max(0, min(longest - 1, REGEX_LOOKBACK))
 
 
-def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | None,
+def _match(order: _Order, query: Query, pattern: re.Pattern[str] | None,
            tests: list[Callable[[Node], bool]], limit: int | None,
            mask: list[bool] | None = None) -> SearchResult:
     out = SearchResult()
@@ -403,9 +442,8 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
     if find is not None and not lookback and not query.regex and SEP not in query.text:
         return _match_joined(order, find, tests, min_d, max_d, limit, mask)
     if lookback:
-        path = tree.path(order.top)
         keep = lookback + 1  # one more character: a regex's ^ or \b never sees a cut as a start
-        top_tail = "".join(n.text for n in map(tree.node, path[:-1]))[-keep:]
+        top_tail = order.above[-keep:]
         base = depths[0] if depths else 0
         tails = [top_tail]  # tails[r]: the last characters of the context above depth base+r
     for i, node in enumerate(order.nodes):

@@ -18,6 +18,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from loomtui.core import autoloom, limits
 from loomtui.core.autoloom import AutoloomError, Plan
+from loomtui.core.text import one_line
 
 NUMBERS = (
     ("budget", "budget", autoloom.BUDGET, "nodes the run creates"),
@@ -113,7 +114,7 @@ class AutoloomScreen(ModalScreen[Plan | None]):
         try:
             plan = parse_plan(self.values())
         except AutoloomError as exc:
-            self.query_one("#autoloom-error", Static).update(Content(f"⚠ {exc}"))
+            self.query_one("#autoloom-error", Static).update(Content(f"⚠ {one_line(str(exc))}"))
             return
         self.dismiss(plan)
 

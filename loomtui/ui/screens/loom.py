@@ -1,6 +1,8 @@
 """The loom screen: tree (left), branch (centre), predictor (right), one key per action.
 
-It owns one session's tree while it is shown: layout, bindings, actions and redraws. Growth
+It owns one session's tree while it is shown: layout, bindings, actions and redraws. The search
+bar (``/``) and an autoloom run's progress bar (``A``) are widgets of their own that run their
+workers; while a run grows the tree, every edit is refused here (``refuse_edit``). Growth
 goes through :mod:`loomtui.core.grow`: phase one (``sample``, ``score_tokens``, ``score_text``,
 ``choose_token``) runs in thread workers given the tree and predictor as arguments; phase two
 (``attach``, then ``adopt`` in a worker) runs here on the main thread. Worker results and
@@ -59,10 +61,6 @@ KEYS_FIRST = 0.15
 """Streamed rows are not redrawn within this many seconds of a key (its repaint comes first)."""
 TOP_K = 20
 _LOOM_ACTIONS = {k.action for k in keys.KEYS} - keys.APP_ACTIONS
-EDIT_ACTIONS = frozenset({"expand", "pick_rank", "type_text", "edit", "split", "merge",
-                          "delete", "bookmark", "note", "undo", "redo", "sampler", "autoloom"})
-"""Actions that change the tree: refused while an autoloom run is growing it (its undo step
-would swallow them)."""
 
 
 def one_line(exc: BaseException) -> str:
