@@ -104,6 +104,7 @@ class LoomScreen(Screen[None]):
         self.last_plan: Plan | None = None
         """The last autoloom run's settings (the dialog opens with them)."""
         self.last_run: Result | None = None
+        self._search_shown = False
 
     # ------------------------------------------------------------------ the App's side
     @property
@@ -862,7 +863,9 @@ class LoomScreen(Screen[None]):
     def _search_updated(self) -> None:
         self.tree_view.mark_matches(self.search_bar.hit_ids())
         self.show_branch()
-        self.refresh_bindings()
+        if self.search_bar.active != self._search_shown:  # esc's state in the footer
+            self._search_shown = self.search_bar.active
+            self.refresh_bindings()
 
     @on(SearchBar.Closed)
     def _search_closed(self) -> None:

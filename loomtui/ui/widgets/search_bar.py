@@ -11,7 +11,8 @@ the next or previous match (``n``/``N``), the row marks and the branch's highlig
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from collections.abc import Collection
+from typing import ClassVar, NamedTuple
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -26,7 +27,7 @@ from textual.worker import Worker, WorkerState
 
 from loomtui.core import search as core_search
 from loomtui.core.errors import LoomError
-from loomtui.core.search import Match, SearchResult
+from loomtui.core.search import Match
 from loomtui.core.search_line import SYNTAX, parse_line, toggle_flag
 from loomtui.core.text import inline, one_line, short
 from loomtui.core.tree import Tree
@@ -39,6 +40,19 @@ LIST_LIMIT = 50
 SNIPPET = 28
 PLACEHOLDER = ("find: text --regex --context --origin sampled --tag T --max-logprob -5 … "
                "(alt+r regex · alt+c context · enter selects · esc closes)")
+
+
+class _Found(NamedTuple):
+    """A search's results, as its worker hands them over."""
+
+    generation: int
+    line: str
+    revision: int
+    matches: list[Match]
+    by_id: dict[str, int]
+    """Each matching node's index in ``matches``."""
+    error: str | None
+    took_ms: float | None
 
 
 def result_row(tree: Tree, match: Match) -> Content:
@@ -196,19 +210,20 @@ class SearchBar(Vertical):
         self._search(self.loom, self.input.value, self._generation)
 
     @work(thread=True, exclusive=True, group="search", exit_on_error=False)
-    def _search(self, tree: Tree, line: str, generation: int
-                ) -> tuple[int, str, int, SearchResult | None, str | None, float]:
+    def _search(self, tree: Tree, line: str, generation: int) -> _Found:
         t0 = time.perf_counter()
         revision = tree.revision
         if not line.strip():
             core_search.prepare(tree)  # the index the next search reuses
-            return generation, line, revision, None, None, 0.0
+            return _Found(generation, line, revision, [], {}, None, None)
         try:
             query = parse_line(line, time.time())
             found = core_search.search(tree, query)
         except LoomError as exc:
-            return generation, line, revision, None, one_line(str(exc)), 0.0
-        return generation, line, revision, found, None, 1000 * (time.perf_counter() - t0)
+            return _Found(generation, line, revision, [], {}, one_line(str(exc)), None)
+        by_id = {m.node_id: i for i, m in enumerate(found.matches)}  # here, not on the loop
+        return _Found(generation, line, revision, found.matches, by_id, None,
+                      1000 * (time.perf_counter() - t0))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         event.stop()
@@ -217,36 +232,34 @@ class SearchBar(Vertical):
         if event.state == WorkerState.ERROR:
             self._show_error(one_line(str(event.worker.error)))
         elif event.state == WorkerState.SUCCESS:
-            result = event.worker.result
-            assert result is not None
-            generation, line, revision, found, error, took = result
-            if generation != self._generation or self.loom is None:
+            found = event.worker.result
+            assert isinstance(found, _Found)
+            if found.generation != self._generation or self.loom is None:
                 return  # a newer line was typed, or the search ended
             self.searches += 1
-            self._revision = revision
-            if error is not None:
+            self._revision = found.revision
+            if found.error is not None:
                 self._enter_pending = False
-                self._show_error(error)
-            elif found is None:
-                self._show(line, [], None)
+                self._show_error(found.error)
             else:
-                self._show(line, found.matches, took)
+                self._show(found)
 
     def _show_error(self, error: str) -> None:
         self.error = error
         self.query_one("#search-status", Static).update(
             Content.assemble(("⚠ ", "bold $error"), (error, "$error")))
 
-    def _show(self, line: str, matches: list[Match], took: float | None) -> None:
+    def _show(self, found: _Found) -> None:
         tree = self.loom
         assert tree is not None
         self.error = None
+        line, matches = found.line, found.matches
         self.line = line
-        self.took_ms = took
+        self.took_ms = found.took_ms
         old = self.by_id.get(self.matches[self.index].node_id) if 0 <= self.index < len(
             self.matches) else None
         self.matches = matches
-        self.by_id = {m.node_id: i for i, m in enumerate(matches)}
+        self.by_id = found.by_id
         self.active = bool(line.strip())
         self.index = -1 if old is None else min(old, len(matches) - 1)
         rows = [Option(result_row(tree, m), id=m.node_id) for m in matches[:LIST_LIMIT]]
@@ -319,8 +332,9 @@ class SearchBar(Vertical):
                 return self.matches[i].node_id
         return None
 
-    def hit_ids(self) -> set[str]:
-        return set(self.by_id) if self.active else set()
+    def hit_ids(self) -> Collection[str]:
+        """The matching nodes (a view: no copy of a large result)."""
+        return self.by_id.keys() if self.active else ()
 
     def spans(self, path: list[str]) -> list[tuple[int, int]]:
         """The matches' spans (offsets in the context text) of the nodes on ``path``."""

@@ -8,6 +8,7 @@ more than ``MAX_DEPTH`` branch points the outline starts from a nearer ancestor.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -78,7 +79,7 @@ class LoomTree(TreeWidget[Line | Pending], inherit_bindings=False):
         self._lines: dict[str, TreeNode[Line | Pending]] = {}
         self._base = ""
         self._pending: list[TreeNode[Line | Pending]] = []
-        self.matches: set[str] = set()
+        self.matches: Collection[str] = ()
         """Nodes matching the active search (their lines are marked)."""
 
     # ------------------------------------------------------------ structure
@@ -302,7 +303,7 @@ class LoomTree(TreeWidget[Line | Pending], inherit_bindings=False):
             if tnode is not None:
                 self.reconcile(tnode)
 
-    def mark_matches(self, matches: set[str]) -> None:
+    def mark_matches(self, matches: Collection[str]) -> None:
         """Mark the lines holding ``matches`` (the active search's), unmark the others."""
         self.matches = matches
         for tnode in list(self._lines.values()):
