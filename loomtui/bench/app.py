@@ -8,7 +8,10 @@
   so each move also redraws the branch and the distribution panel);
 * opening and walking a 5,000-deep chain;
 * time from pressing ``e`` to the first streamed token on screen, with the bundled model;
-* selecting a node whose distribution is stored, and one whose parent only is cached.
+* selecting a node whose distribution is stored, and one whose parent only is cached;
+* searching a 100,000-node tree from the search bar (``/``): the index built when the bar
+  opens, then each query from the line changing to its results on screen (the debounce
+  excluded) and the search itself in its worker, against the 200 ms target.
 """
 
 from __future__ import annotations
@@ -300,6 +303,65 @@ async def bench_model_work(threads: int, presses: int = 60) -> None:
           flush=True)
 
 
+SEARCH_QUERIES = ["king", "no such words", "lord --max-depth 6", r"thou\s+love --regex",
+                  "king --origin sampled --max-logprob -20", "--min-entropy 5 --max-depth 6",
+                  "king --context"]
+
+
+async def bench_search(n: int = 100_000, rounds: int = 3) -> None:
+    """Search from the bar on an ``n``-node tree: each query typed into an empty line, timed
+    from the line changing (the debounce excluded) to the first frame drawn after its results
+    reached the screen, and the search itself in its worker."""
+    from loomtui.bench.search import TARGET_MS
+    from loomtui.bench.synthetic import make_tree
+    from loomtui.ui import compat
+    from loomtui.ui.app import LoomApp
+    from loomtui.ui.widgets.search_bar import DEBOUNCE
+
+    tree = _as_opened(make_tree(n))
+    app = LoomApp(tree=tree, autosave=False)
+    frames: list[float] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        compat.hook_frames(app, lambda: frames.append(time.perf_counter()))
+        bar = _screen(app).search_bar
+
+        async def results(before: int) -> float:
+            while bar.searches == before:
+                await asyncio.sleep(0.005)
+            return time.perf_counter()
+
+        t0 = time.perf_counter()
+        await pilot.press("slash")
+        await results(0)
+        print(f"search index of {n:,} nodes built when the bar opens: "
+              f"{1000 * (time.perf_counter() - t0):.0f} ms (in a worker)", flush=True)
+        shown: list[float] = []
+        worker: list[float] = []
+        for r in range(rounds):
+            for line in SEARCH_QUERIES:
+                if bar.input.value:
+                    before = bar.searches
+                    bar.input.value = ""
+                    await results(before)
+                    await asyncio.sleep(0.05)
+                before = bar.searches
+                t0 = time.perf_counter()
+                bar.input.value = line
+                arrived = await results(before)
+                while not any(f >= arrived for f in frames):
+                    await asyncio.sleep(0.002)
+                frame = next(f for f in frames if f >= arrived)
+                shown.append(frame - t0 - DEBOUNCE)
+                worker.append((bar.took_ms or 0.0) / 1000)
+                if r == 0:
+                    print(f"  {line!r:44s} {len(bar.matches):7,} matches  search "
+                          f"{bar.took_ms or 0:6.0f} ms  on screen "
+                          f"{1000 * shown[-1]:6.0f} ms", flush=True)
+    print(_summary(f"search {n:,} nodes (worker)", worker, TARGET_MS), flush=True)
+    print(_summary(f"search {n:,} nodes (to screen)", shown, TARGET_MS), flush=True)
+
+
 _LAUNCH = """
 import sys, time
 t0 = float(sys.argv[1])
@@ -380,6 +442,7 @@ def main(threads: int = 1, only: str | None = None) -> int:
         "stream": lambda: asyncio.run(bench_stream(threads)),
         "model": lambda: asyncio.run(bench_model_work(threads)),
         "autosave": lambda: asyncio.run(bench_autosave()),
+        "search": lambda: asyncio.run(bench_search()),
     }
     for name, run in runs.items():
         if only is None or name == only:

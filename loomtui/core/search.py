@@ -8,7 +8,9 @@ that a match ending in its children could start in (``len(text) - 1`` characters
 query, :data:`REGEX_LOOKBACK` for a regex), so a deep chain costs no more than a bushy tree.
 
 A node whose value is unknown (not scored, a partial distribution) never matches a numeric
-filter. Runs on any thread: the walk holds ``Tree.lock``.
+filter. Runs on any thread: what the walk needs is copied under ``Tree.lock`` and the walk runs
+without it (an edit on the main thread waits for the copy, not for the walk; a walk of a tree
+that changed meanwhile is never reused, its revision being the old one).
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import fnmatch
 import functools
 import re
 import weakref
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import accumulate
 from typing import NamedTuple
 
 from loomtui.core.errors import LoomError
@@ -134,8 +138,40 @@ def _mean(node: Node) -> float | None:
     return None if lp is None or not n else lp / n
 
 
-def _filter(query: Query) -> list[Callable[[Node], bool]]:
-    """Predicates on a node, cheapest first (the depth range is checked by the walk)."""
+def _entropy(n: Node) -> float | None:
+    d = n.distribution
+    return None if d is None or d.partial else d.entropy
+
+
+def _numeric(query: Query) -> list[tuple[str, Callable[[Node], float | None], float | None,
+                                         float | None]]:
+    """The numeric filters: (name, value of a node, low, high)."""
+    q = query
+    out: list[tuple[str, Callable[[Node], float | None], float | None, float | None]] = []
+    if q.min_logprob is not None or q.max_logprob is not None:
+        out.append(("logprob", _logprob, q.min_logprob, q.max_logprob))
+    if q.min_mean_logprob is not None or q.max_mean_logprob is not None:
+        out.append(("mean", _mean, q.min_mean_logprob, q.max_mean_logprob))
+    if q.min_entropy is not None:
+        out.append(("entropy", _entropy, q.min_entropy, None))
+    return out
+
+
+def _mask(order: _Order, query: Query) -> list[bool] | None:
+    """Which nodes of ``order`` pass the numeric filters (None: there are none), from
+    columns of values kept with the walk, so a refined search does not recompute them."""
+    mask: list[bool] | None = None
+    for name, value, lo, hi in _numeric(query):
+        col = order.column(name, value)
+        ok = [v is not None and (lo is None or v >= lo) and (hi is None or v <= hi)
+              for v in col]
+        mask = ok if mask is None else [a and b for a, b in zip(mask, ok, strict=True)]
+    return mask
+
+
+def _filter(query: Query, numeric: bool = True) -> list[Callable[[Node], bool]]:
+    """Predicates on a node, cheapest first (the depth range is checked by the walk; the
+    numeric filters only with ``numeric``)."""
     tests: list[Callable[[Node], bool]] = []
     q = query
     if q.origins:
@@ -162,13 +198,13 @@ def _filter(query: Query) -> list[Callable[[Node], bool]]:
     def between(value: float | None, lo: float | None, hi: float | None) -> bool:
         return value is not None and (lo is None or value >= lo) and (hi is None or value <= hi)
 
-    if q.min_logprob is not None or q.max_logprob is not None:
+    if numeric and (q.min_logprob is not None or q.max_logprob is not None):
         lo, hi = q.min_logprob, q.max_logprob
         tests.append(lambda n: between(_logprob(n), lo, hi))
-    if q.min_mean_logprob is not None or q.max_mean_logprob is not None:
+    if numeric and (q.min_mean_logprob is not None or q.max_mean_logprob is not None):
         mlo, mhi = q.min_mean_logprob, q.max_mean_logprob
         tests.append(lambda n: between(_mean(n), mlo, mhi))
-    if q.min_entropy is not None:
+    if numeric and q.min_entropy is not None:
         elo = q.min_entropy
 
         def entropy_ok(n: Node) -> bool:
@@ -187,13 +223,18 @@ def search(tree: Tree, query: Query, *, start: str | None = None,
     tests = _filter(query)
     with tree.lock:
         top = tree.root_id if start is None else tree.node(start).id
-        cached = _ORDERS.get(tree)
-        if (cached is None or cached.revision != tree.revision or cached.top != top) and (
-                pattern is not None or tests) and not (pattern is not None and query.context):
+        order = _cached(tree, top)
+        if order is None and (pattern is not None or tests) and not (
+                pattern is not None and query.context):
             found = _sparse(tree, query, pattern, tests, top, limit)
             if found is not None:
                 return found
-        return _match(tree, _order(tree, top), query, pattern, tests, limit)
+        snapshot = _snapshot(tree, top) if order is None else None
+    if order is None:  # the walk runs outside the lock (edits on the main thread never wait)
+        assert snapshot is not None
+        order = _build(tree, snapshot)
+    return _match(order, query, pattern, _filter(query, numeric=False), limit,
+                  _mask(order, query))
 
 
 SPARSE_SHARE = 8
@@ -269,22 +310,88 @@ class _Order:
     nodes: list[Node]
     depths: list[int]
     starts: list[int]
+    joined: str | None = None
+    """Every node's text in pre-order, joined by :data:`SEP` (built by the first plain search
+    in segments): one ``re`` scan finds every node holding the text."""
+    offsets: list[int] = field(default_factory=list)
+    """Where each node's text starts in ``joined``."""
+    above: str = ""
+    """The context above ``top`` (its ancestors' text)."""
+    columns: dict[str, list[float | None]] = field(default_factory=dict)
+    """A numeric filter's value for each node (log-probability, mean, entropy)."""
+
+    def column(self, name: str, value: Callable[[Node], float | None]) -> list[float | None]:
+        col = self.columns.get(name)
+        if col is None:
+            col = self.columns[name] = [value(n) for n in self.nodes]
+        return col
+
+    def joined_text(self) -> tuple[str, list[int]]:
+        if self.joined is None:
+            texts = [n.text for n in self.nodes]
+            self.offsets = list(accumulate((len(t) + 1 for t in texts), initial=0))[:-1]
+            self.joined = SEP.join(texts)
+        return self.joined, self.offsets
+
+
+SEP = "\x00"
+"""Between segments in :attr:`_Order.joined`: a plain query without it cannot match across."""
+
+
+def prepare(tree: Tree, start: str | None = None) -> None:
+    """Build the pre-order walk and joined text a search reuses until the tree changes (the
+    app calls it in a worker when its search bar opens, so the first search is fast)."""
+    with tree.lock:
+        top = tree.root_id if start is None else tree.node(start).id
+    _order(tree, top).joined_text()
 
 
 _ORDERS: weakref.WeakKeyDictionary[Tree, _Order] = weakref.WeakKeyDictionary()
 
 
-def _order(tree: Tree, top: str) -> _Order:
+def _cached(tree: Tree, top: str) -> _Order | None:
     cached = _ORDERS.get(tree)
     if cached is not None and cached.revision == tree.revision and cached.top == top:
         return cached
+    return None
+
+
+class _Snapshot(NamedTuple):
+    """What a walk needs, copied under the tree's lock (the walk itself runs without it)."""
+
+    revision: int
+    top: str
+    by_id: dict[str, Node]
+    kids: dict[str, list[str]]
+    depth: int
+    above: str
+
+
+def _snapshot(tree: Tree, top: str) -> _Snapshot:
+    """Call with ``tree.lock`` held."""
     by_id = {n.id: n for n in tree.nodes()}
-    created = {nid: n.created for nid, n in by_id.items()}.__getitem__
-    kids = dict(tree.graph.adjacency())  # each node's children, as networkx keeps them
+    kids = {nid: list(ch) for nid, ch in tree.graph.adjacency()}  # as networkx keeps them
     path = tree.path(top)
-    order = _Order(tree.revision, top, [], [], [])
+    return _Snapshot(tree.revision, top, by_id, kids, len(path) - 1,
+                     "".join(by_id[n].text for n in path[:-1]))
+
+
+def _order(tree: Tree, top: str) -> _Order:
+    """The walk of ``top``'s subtree (kept until the tree's revision changes)."""
+    with tree.lock:
+        cached = _cached(tree, top)
+        if cached is not None:
+            return cached
+        snapshot = _snapshot(tree, top)
+    return _build(tree, snapshot)
+
+
+def _build(tree: Tree, snap: _Snapshot) -> _Order:
+    by_id, kids, top = snap.by_id, snap.kids, snap.top
+    created = {nid: n.created for nid, n in by_id.items()}.__getitem__
+    order = _Order(snap.revision, top, [], [], [], above=snap.above)
     add_node, add_depth, add_start = order.nodes.append, order.depths.append, order.starts.append
-    stack = [(top, len(path) - 1, sum(len(by_id[n].text) for n in path[:-1]))]
+    stack = [(top, snap.depth, len(snap.above))]
     pop, push = stack.pop, stack.append
     while stack:
         nid, depth, pos = pop()
@@ -320,8 +427,9 @@ def _lookback(query: Query, pattern: re.Pattern[str]) -> int:
     return max(0, min(longest - 1, REGEX_LOOKBACK))
 
 
-def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | None,
-           tests: list[Callable[[Node], bool]], limit: int | None) -> SearchResult:
+def _match(order: _Order, query: Query, pattern: re.Pattern[str] | None,
+           tests: list[Callable[[Node], bool]], limit: int | None,
+           mask: list[bool] | None = None) -> SearchResult:
     out = SearchResult()
     matches = out.matches
     add = matches.append
@@ -331,10 +439,11 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
     find = pattern.search if pattern is not None else None
     passes = tests[0] if len(tests) == 1 else (lambda n: all(t(n) for t in tests))
     lookback = _lookback(query, pattern) if pattern is not None and query.context else 0
+    if find is not None and not lookback and not query.regex and SEP not in query.text:
+        return _match_joined(order, find, tests, min_d, max_d, limit, mask)
     if lookback:
-        path = tree.path(order.top)
         keep = lookback + 1  # one more character: a regex's ^ or \b never sees a cut as a start
-        top_tail = "".join(n.text for n in map(tree.node, path[:-1]))[-keep:]
+        top_tail = order.above[-keep:]
         base = depths[0] if depths else 0
         tails = [top_tail]  # tails[r]: the last characters of the context above depth base+r
     for i, node in enumerate(order.nodes):
@@ -345,6 +454,8 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
             tail = tails[r]
             tails.append((tail + node.text)[-keep:])
         if depth < min_d or (max_d is not None and depth > max_d):
+            continue
+        if mask is not None and not mask[i]:
             continue
         if tests and not passes(node):
             continue
@@ -367,6 +478,43 @@ def _match(tree: Tree, order: _Order, query: Query, pattern: re.Pattern[str] | N
             out.truncated = i + 1 < len(order.nodes)
             break
     out.searched = i + 1 if order.nodes else 0
+    return out
+
+
+def _match_joined(order: _Order, find: Callable[[str, int], re.Match[str] | None],
+                  tests: list[Callable[[Node], bool]], min_d: int, max_d: int | None,
+                  limit: int | None, mask: list[bool] | None) -> SearchResult:
+    """A plain query in segments: scan the joined text once; each hit names its node, and the
+    scan goes on from the next node's start (a node's first match is the one reported)."""
+    out = SearchResult()
+    add = out.matches.append
+    joined, offsets = order.joined_text()
+    nodes, depths, starts = order.nodes, order.depths, order.starts
+    passes = tests[0] if len(tests) == 1 else (lambda n: all(t(n) for t in tests))
+    n = len(nodes)
+    pos = 0
+    out.searched = n
+    while True:
+        m = find(joined, pos)
+        if m is None:
+            break
+        at = m.start()
+        i = bisect_right(offsets, at) - 1
+        pos = offsets[i + 1] if i + 1 < n else len(joined) + 1
+        depth = depths[i]
+        if depth < min_d or (max_d is not None and depth > max_d):
+            continue
+        if mask is not None and not mask[i]:
+            continue
+        node = nodes[i]
+        if tests and not passes(node):
+            continue
+        start = starts[i] + at - offsets[i]
+        add(Match(node.id, depth, start, start + m.end() - at, starts[i]))
+        if limit is not None and len(out.matches) >= limit:
+            out.truncated = i + 1 < n
+            out.searched = i + 1
+            break
     return out
 
 

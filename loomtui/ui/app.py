@@ -617,7 +617,7 @@ class LoomApp(App[int]):
     def _quit_when_idle(self) -> None:
         """Quit once nothing is lost: an expansion keeps what streamed, a save finishes."""
         screen = self.loom_screen
-        if screen is not None and screen.generating:
+        if screen is not None and (screen.generating or screen.autolooming):
             screen.stop_growing()
             return  # growth_finished calls again
         if self.saving:

@@ -29,6 +29,7 @@ _NAMES = {
     "greater_than_sign": ">", "question_mark": "?", "space": "space", "escape": "esc",
     "delete": "del", "left_curly_bracket": "{", "right_curly_bracket": "}",
     "left_parenthesis": "(", "right_parenthesis": ")", "plus": "+", "equals_sign": "=",
+    "slash": "/",
 }
 
 
@@ -44,9 +45,13 @@ KEYS: list[Key] = [
     Key("Navigate", "k", "previous_sibling", "Prev sibling", "Select the previous sibling"),
     Key("Navigate", "g", "root", "Root", "Select the root (the prompt)"),
     Key("Navigate", "G", "branch_end", "Branch end", "Follow first children down to a leaf"),
-    Key("Navigate", "n", "next_bookmark", "Next bookmark", "Select the next bookmarked node"),
+    Key("Navigate", "n", "next_bookmark", "Next bookmark",
+        "Select the next bookmarked node (while a search is active: the next match)"),
     Key("Navigate", "N", "previous_bookmark", "Prev bookmark",
-        "Select the previous bookmarked node"),
+        "Select the previous bookmarked node (while a search is active: the previous match)"),
+    Key("Navigate", "slash", "search", "Search", "Search the tree: text and the filters of "
+        "`loomtui search` (--regex, --context, --origin, --tag, --max-logprob …); enter "
+        "selects, esc ends the search"),
     Key("Navigate", "less_than_sign,alt+left", "back", "Back", "Back in selection history"),
     Key("Navigate", "greater_than_sign,alt+right", "forward", "Forward",
         "Forward in selection history"),
@@ -63,6 +68,8 @@ KEYS: list[Key] = [
         True),
     Key("Grow", "s", "sampler", "Sampler", "Simulator settings: n, max tokens, temperature, "
         "top-p, top-k, min-p, seed, stop", True),
+    Key("Grow", "A", "autoloom", "Autoloom", "Let the model grow the tree from the node: "
+        "best-first, beam or sample search by score (esc stops it; one undo step)"),
     Key("Grow", "right_square_bracket,shift+right", "token_right", "Token →",
         "Move the token cursor right (shows that position's alternatives)"),
     Key("Grow", "left_square_bracket,shift+left", "token_left", "Token ←",

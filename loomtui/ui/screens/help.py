@@ -18,6 +18,7 @@ from loomtui.ui.keys import KEYS
 ROW_MARKS = [
     *((mark, f"made by: {origin}") for origin, mark in ORIGIN_MARK.items()),
     ("★", "bookmarked (on a node of the row)"),
+    ("◆", "holds a match of the active search (a bookmarked row's ★ turns magenta)"),
     ("✎", "has a note"),
     ("42%", "mean probability of the row's first node's tokens"),
     ("·3/7", "the selected node is the 3rd of the row's chain of 7 only-children"),

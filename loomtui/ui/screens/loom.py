@@ -1,6 +1,8 @@
 """The loom screen: tree (left), branch (centre), predictor (right), one key per action.
 
-It owns one session's tree while it is shown: layout, bindings, actions and redraws. Growth
+It owns one session's tree while it is shown: layout, bindings, actions and redraws. The search
+bar (``/``) and an autoloom run's progress bar (``A``) are widgets of their own that run their
+workers; while a run grows the tree, every edit is refused here (``refuse_edit``). Growth
 goes through :mod:`loomtui.core.grow`: phase one (``sample``, ``score_tokens``, ``score_text``,
 ``choose_token``) runs in thread workers given the tree and predictor as arguments; phase two
 (``attach``, then ``adopt`` in a worker) runs here on the main thread. Worker results and
@@ -28,6 +30,7 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from loomtui.core import grow
+from loomtui.core.autoloom import Plan, Result
 from loomtui.core.compare import kept_distribution
 from loomtui.core.errors import LoomError
 from loomtui.core.history import Patch
@@ -40,12 +43,15 @@ from loomtui.ui.format import COLOUR_MODES, plural
 from loomtui.ui.messages import ExpandProgress, StreamState
 from loomtui.ui.navigation import History, TokenCursor, next_bookmark
 from loomtui.ui.path_cache import PathCache
+from loomtui.ui.screens.autoloom import AutoloomScreen
 from loomtui.ui.screens.prompt import TextPrompt
 from loomtui.ui.screens.sampler import SamplerScreen
+from loomtui.ui.widgets.autoloom_bar import AutoloomBar
 from loomtui.ui.widgets.branch_view import MAX_CHARS, BranchView, branch_text
 from loomtui.ui.widgets.compare_panel import ComparePanel
 from loomtui.ui.widgets.distribution_panel import DistributionPanel
 from loomtui.ui.widgets.info_bar import InfoBar, node_info
+from loomtui.ui.widgets.search_bar import SearchBar
 from loomtui.ui.widgets.tree_view import Line, LoomTree
 
 if TYPE_CHECKING:
@@ -103,6 +109,10 @@ class LoomScreen(Screen[None]):
         self.comparing = False
         """The compare panel (C) is shown in place of the distribution panel."""
         self._stream_timer: Timer | None = None
+        self.last_plan: Plan | None = None
+        """The last autoloom run's settings (the dialog opens with them)."""
+        self.last_run: Result | None = None
+        self._search_shown = False
 
     # ------------------------------------------------------------------ the App's side
     @property
@@ -129,6 +139,8 @@ class LoomScreen(Screen[None]):
                 yield InfoBar("", id="info")
             yield DistributionPanel(id="dist")
             yield ComparePanel(id="compare")
+        yield SearchBar(id="search")
+        yield AutoloomBar(id="autoloom")
         yield Static("", id="status")
         yield Footer()
 
@@ -143,6 +155,22 @@ class LoomScreen(Screen[None]):
     @property
     def dist_panel(self) -> DistributionPanel:
         return self.query_one("#dist", DistributionPanel)
+
+    @property
+    def search_bar(self) -> SearchBar:
+        return self.query_one("#search", SearchBar)
+
+    @property
+    def autoloom_bar(self) -> AutoloomBar:
+        return self.query_one("#autoloom", AutoloomBar)
+
+    @property
+    def autolooming(self) -> bool:
+        """An autoloom run is growing the tree."""
+        try:
+            return self.autoloom_bar.running
+        except NoMatches:
+            return False
 
     def on_mount(self) -> None:
         self.tree_view.border_title = "Tree"
@@ -211,9 +239,13 @@ class LoomScreen(Screen[None]):
         # width x height characters before the end fill the view (rendering dominated moves).
         size = self.branch.content_size
         visible = size.width * size.height if size.width and size.height else MAX_CHARS
+        try:
+            marks = self.search_bar.spans(self.paths.path)
+        except NoMatches:
+            marks = []
         text, summary, cursor_at = branch_text(
             self.loom, self.paths, self.colour, self.token_cursor, window,
-            max_chars=max(200, min(MAX_CHARS, visible)))
+            max_chars=max(200, min(MAX_CHARS, visible)), marks=marks)
         self.branch.show(text, summary, cursor_at)
 
     def show_predictor(self) -> None:
@@ -276,7 +308,8 @@ class LoomScreen(Screen[None]):
     # ------------------------------------------------------------------ changes
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel":
-            return self.generating or self.token_cursor is not None or bool(self.queued)
+            return (self.generating or self.token_cursor is not None or bool(self.queued)
+                    or self.autolooming or self.search_bar.active)
         if action == "undo":
             return True if self.loom.can_undo else None
         if action == "redo":
@@ -288,6 +321,8 @@ class LoomScreen(Screen[None]):
     def change(self, fn: Callable[[Tree], Any], *, keep_cursor: bool = False,
                what: str = "edit") -> Any:
         """Run one edit of the tree, then redraw only what it touched and autosave."""
+        if self.refuse_edit(what):
+            return None
         tree = self.loom
         stack = tree.history.undo_stack
         before = stack[-1] if stack else None
@@ -313,6 +348,7 @@ class LoomScreen(Screen[None]):
         self.show_selection()
         self.loom_app.schedule_autosave()
         self.refresh_bindings()
+        self.search_bar.tree_changed()
 
     # ------------------------------------------------------------------ navigation
     def select(self, node_id: str | None, *, record: bool = True) -> None:
@@ -366,10 +402,12 @@ class LoomScreen(Screen[None]):
             self.select(target)
 
     def action_next_bookmark(self) -> None:
-        self._bookmark(1)
+        if not self._step_match(1):
+            self._bookmark(1)
 
     def action_previous_bookmark(self) -> None:
-        self._bookmark(-1)
+        if not self._step_match(-1):
+            self._bookmark(-1)
 
     def action_back(self) -> None:
         target = self.history.go_back(self.loom)
@@ -435,6 +473,9 @@ class LoomScreen(Screen[None]):
         if self.generating and self.cancel_event is not None:
             self.cancel_event.set()
             self.say("cancelling: keeping what was generated")
+        elif self.autolooming:
+            self.autoloom_bar.cancel()
+            self.say("stopping the autoloom run: keeping what it grew")
         elif self.queued:
             names = ", ".join(name for name, _ in self.queued)
             self.queued.clear()
@@ -443,6 +484,8 @@ class LoomScreen(Screen[None]):
             self.refresh_bindings()
         elif self.token_cursor is not None:
             self.token_cursor = None
+        elif self.search_bar.active:
+            self.search_bar.end()
 
     # ------------------------------------------------------------------ the model
     def need_model(self, what: str, run: Callable[[], None]) -> bool:
@@ -598,6 +641,8 @@ class LoomScreen(Screen[None]):
 
     # ------------------------------------------------------------------ sampling
     def action_expand(self) -> None:
+        if self.refuse_edit("expand"):
+            return
         tree = self.loom
         nid = tree.selected
         if not self.need_model("expand", lambda: self._start_expand(nid)):
@@ -675,6 +720,8 @@ class LoomScreen(Screen[None]):
 
     # ------------------------------------------------------------------ picking and typing
     def action_pick_rank(self, rank: int) -> None:
+        if self.refuse_edit("pick"):
+            return
         tree = self.loom
         nid = tree.selected
         if self.token_cursor is not None:
@@ -711,6 +758,8 @@ class LoomScreen(Screen[None]):
         return grow.score_tokens(tree, pred, node_id, [token_id])
 
     def action_type_text(self) -> None:
+        if self.refuse_edit("type"):
+            return
         nid = self.loom.selected
 
         def done(text: str | None) -> None:
@@ -736,6 +785,8 @@ class LoomScreen(Screen[None]):
 
     # ------------------------------------------------------------------ editing
     def action_edit(self) -> None:
+        if self.refuse_edit("edit"):
+            return
         tree = self.loom
         nid = tree.selected
         root = nid == tree.root_id
@@ -778,6 +829,8 @@ class LoomScreen(Screen[None]):
         self.change(lambda t: t.set_bookmark(nid, on_), keep_cursor=True)
 
     def action_note(self) -> None:
+        if self.refuse_edit("note"):
+            return
         tree = self.loom
         nid = tree.selected
 
@@ -796,6 +849,8 @@ class LoomScreen(Screen[None]):
         self.say(f"{what}: {patch.label}", timeout=2)
 
     def action_undo(self) -> None:
+        if self.refuse_edit("undo"):
+            return
         try:
             patch = self.loom.undo()
         except LoomError as exc:
@@ -804,6 +859,8 @@ class LoomScreen(Screen[None]):
         self._undo_redo(patch, "undo")
 
     def action_redo(self) -> None:
+        if self.refuse_edit("redo"):
+            return
         try:
             patch = self.loom.redo()
         except LoomError as exc:
@@ -829,6 +886,8 @@ class LoomScreen(Screen[None]):
         self.colour = COLOUR_MODES[(COLOUR_MODES.index(self.colour) + 1) % len(COLOUR_MODES)]
 
     def action_sampler(self) -> None:
+        if self.refuse_edit("sampler"):
+            return
         tree = self.loom
         window = getattr(self.pred, "context_window", None)
 
@@ -851,4 +910,106 @@ class LoomScreen(Screen[None]):
         if self.generating and self.cancel_event is not None:
             self.cancel_event.set()
             return True
-        return False
+        return self.autoloom_bar.cancel()
+
+    # ------------------------------------------------------------------ search
+    def action_search(self) -> None:
+        self.search_bar.open(self.loom)
+
+    def _step_match(self, step: int) -> bool:
+        """While a search is active: select the next/previous match (True if it was)."""
+        bar = self.search_bar
+        if not bar.active:
+            return False
+        target = bar.step(self.loom.selected, step)
+        if target is None:
+            self.say(f"no matches for {inline(bar.line)!r:.60}: esc ends the search")
+        else:
+            self.select(target)
+            self.say(f"match {bar.index + 1}/{len(bar.matches)}", timeout=1)
+        return True
+
+    @on(SearchBar.Chosen)
+    def _search_chosen(self, event: SearchBar.Chosen) -> None:
+        self.select(event.node_id)
+        self.tree_view.focus()
+
+    @on(SearchBar.Updated)
+    def _search_updated(self) -> None:
+        self.tree_view.mark_matches(self.search_bar.hit_ids())
+        self.show_branch()
+        if self.search_bar.active != self._search_shown:  # esc's state in the footer
+            self._search_shown = self.search_bar.active
+            self.refresh_bindings()
+
+    @on(SearchBar.Closed)
+    def _search_closed(self) -> None:
+        self.tree_view.focus()
+
+    # ------------------------------------------------------------------ autoloom
+    def refuse_edit(self, what: str) -> bool:
+        """While an autoloom run grows the tree, refuse an edit in one line (True)."""
+        if not self.autolooming:
+            return False
+        self.say(f"{what}: refused while autoloom grows the tree (its undo step would take "
+                 "the edit); esc stops the run", severity="warning")
+        return True
+
+    def action_autoloom(self) -> None:
+        if self.refuse_edit("autoloom"):
+            return
+        nid = self.loom.selected
+
+        def done(plan: Plan | None) -> None:
+            if plan is None:
+                return
+            self.last_plan = plan
+            if self.need_model("autoloom", lambda: self._start_autoloom(nid, plan)):
+                self._start_autoloom(nid, plan)
+
+        self.app.push_screen(AutoloomScreen(self.last_plan, self.loom.sampler.max_tokens), done)
+
+    def _start_autoloom(self, nid: str, plan: Plan) -> None:
+        tree, pred = self.loom, self.pred
+        if self.generating or self.autolooming:
+            self.say("already growing: esc cancels", severity="warning")
+            return
+        if nid not in tree:
+            self.say("the node to grow from was deleted", severity="warning")
+            return
+        window = getattr(pred, "context_window", None)
+        try:
+            sampler = tree.sampler.with_(n=plan.width).validated(window)
+        except ValueError as exc:
+            self.report("autoloom", one_line(exc))
+            return
+        self.token_cursor = None
+        self.autoloom_bar.start(tree, pred, nid, plan, sampler, self._autoloom_attached)
+        self.refresh_bindings()
+
+    def _autoloom_attached(self, kids: list[str]) -> None:
+        """A step of the run attached its children (main thread): redraw their lines."""
+        tree = self.loom
+        touched = {k for k in kids if k in tree}
+        if touched:
+            parent = tree.parent(next(iter(touched)))
+            if parent is not None:
+                touched.add(parent)
+            self.tree_view.refresh_nodes(touched)
+            self.update_status()
+
+    @on(AutoloomBar.Finished)
+    def _autoloom_finished(self, event: AutoloomBar.Finished) -> None:
+        tree = self.loom
+        self.last_run = result = event.result
+        if result is None:
+            self.report("autoloom", one_line(event.error or RuntimeError("stopped")))
+        else:
+            if result.best is not None and result.best in tree:
+                self.select(result.best)
+            best = ("" if result.best is None else
+                    f"; best leaf {short(result.best, 14)} (score {result.best_score:.3f})")
+            self.say(f"autoloom run {result.run}: {plural(len(result.made), 'node')} "
+                     f"({result.stopped}){best}; u undoes the whole run", timeout=6)
+        self.after_change(None, keep_cursor=True)
+        self.loom_app.growth_finished()

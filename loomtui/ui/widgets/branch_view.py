@@ -25,13 +25,17 @@ CURSOR = Style(reverse=True, bold=True)
 OUTSIDE = Style(dim=True, strike=True)
 HIDDEN = Style(dim=True, italic=True)
 WINDOW_MARK = Style(color="#ff79c6", bold=True)
+MATCH = Style(bgcolor="#8a6d00", color="#ffffff", bold=True)
+"""A search match's span."""
 
 
 def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
-                window: int | None, max_chars: int = MAX_CHARS
+                window: int | None, max_chars: int = MAX_CHARS,
+                marks: list[tuple[int, int]] | None = None
                 ) -> tuple[Content, str, int | None]:
     """(the styled tail of the branch in ``cache``, a one-line summary of the branch, where
-    the token cursor is in the text)."""
+    the token cursor is in the text). ``marks`` are spans (offsets in the branch's text) to
+    highlight: the active search's matches."""
     path = cache.path
     total = cache.tokens[-1]
     outside = max(0, total - window) if window else 0
@@ -52,6 +56,7 @@ def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
     decode = _PathDecoder()
     for k, node in enumerate(nodes):
         pieces = decode.pieces(node)
+        ranges = _piece_ranges(node, pieces, cache, first + k, marks) if marks else None
         lps = node.token_logprobs
         alts = node.alternatives if mode == "entropy" else None
         tokenised = node.token_ids is not None and len(pieces) == node.n_tokens
@@ -71,12 +76,15 @@ def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
                     cursor_at = out.length + sum(map(len, run))
                     if piece.isspace() or not piece:
                         piece = piece.replace(" ", "␣").replace("\n", "⏎\n") or "∅"
-            if style == run_style:
-                run.append(piece)
-            else:
-                if run:
-                    out.append("".join(run), style=run_style)
-                run, run_style = [piece], style
+            parts = [(piece, style)] if ranges is None else _marked(
+                piece, style, ranges[j], marks)  # type: ignore[arg-type]
+            for piece, style in parts:
+                if style == run_style:
+                    run.append(piece)
+                else:
+                    if run:
+                        out.append("".join(run), style=run_style)
+                    run, run_style = [piece], style
             if tokenised:
                 tok_index += 1
     if run:
@@ -85,6 +93,47 @@ def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
     if outside:
         summary += f" · {outside:,} outside the {window:,}-token window"
     return out.content(), summary, cursor_at
+
+
+def _piece_ranges(node: Node, pieces: list[str], cache: PathCache, index: int,
+                  marks: list[tuple[int, int]]) -> list[tuple[int, int]] | None:
+    """Each piece's span in the branch's text, when a mark touches the node (else None)."""
+    start = cache.chars[index - 1] if index else 0
+    end = start + len(node.text)
+    if not any(a < end and b > start for a, b in marks):
+        return None
+    offs = node.token_offsets
+    if offs and len(offs) == len(pieces):
+        ends = [*offs[1:], len(node.text)]
+        return [(start + a, start + b) for a, b in zip(offs, ends, strict=True)]
+    if len(pieces) == 1:
+        return [(start, end)]
+    return None
+
+
+def _marked(piece: str, style: Style | None, span: tuple[int, int],
+            marks: list[tuple[int, int]]) -> list[tuple[str, Style | None]]:
+    """``piece`` cut where marks begin and end, the marked parts styled :data:`MATCH` (a piece
+    drawn with other characters than its text, such as a control made visible, is marked
+    whole)."""
+    a, b = span
+    hits = [(max(a, s), min(b, e)) for s, e in marks if s < b and e > a]
+    if not hits:
+        return [(piece, style)]
+    on = MATCH if style is None else style + MATCH
+    if len(piece) != b - a:
+        return [(piece, on)]
+    out: list[tuple[str, Style | None]] = []
+    pos = a
+    for s, e in sorted(hits):
+        if s > pos:
+            out.append((piece[pos - a:s - a], style))
+        if e > max(s, pos):
+            out.append((piece[max(s, pos) - a:e - a], on))
+        pos = max(pos, e)
+    if pos < b:
+        out.append((piece[pos - a:], style))
+    return out
 
 
 class _PathDecoder:

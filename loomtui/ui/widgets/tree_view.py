@@ -8,6 +8,7 @@ more than ``MAX_DEPTH`` branch points the outline starts from a nearer ancestor.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -25,6 +26,9 @@ MAX_DEPTH = 200
 """Most branch points shown above the selected line (Textual's outline recurses per level)."""
 KEEP_DEPTH = 150
 PREVIEW = 48
+MATCH_MARK = "◆"
+MATCH_STYLE = "bold magenta"
+"""A line holding a search match: ◆ in the mark column (a bookmarked one's ★ turns magenta)."""
 
 
 @dataclass(slots=True)
@@ -37,6 +41,8 @@ class Line:
     loaded: bool = False
     index: dict[str, int] = field(default_factory=dict)
     marked: bool = False
+    hit: bool = False
+    """A node of the line matches the active search."""
 
     def position(self, node_id: str) -> int:
         if not self.index or len(self.index) != len(self.chain):
@@ -73,6 +79,8 @@ class LoomTree(TreeWidget[Line | Pending], inherit_bindings=False):
         self._lines: dict[str, TreeNode[Line | Pending]] = {}
         self._base = ""
         self._pending: list[TreeNode[Line | Pending]] = []
+        self.matches: Collection[str] = ()
+        """Nodes matching the active search (their lines are marked)."""
 
     # ------------------------------------------------------------ structure
     def _is_head(self, node_id: str, parent: str | None) -> bool:
@@ -92,7 +100,11 @@ class LoomTree(TreeWidget[Line | Pending], inherit_bindings=False):
 
     def _new_line(self, head: str) -> Line:
         chain = self._chain(head)
-        return Line(head, chain, chain[-1], marked=self._marked(chain))
+        return Line(head, chain, chain[-1], marked=self._marked(chain), hit=self._hit(chain))
+
+    def _hit(self, chain: list[str]) -> bool:
+        matches = self.matches
+        return bool(matches) and any(n in matches for n in chain)
 
     def _marked(self, chain: list[str]) -> bool:
         assert self.loom is not None
@@ -126,7 +138,10 @@ class LoomTree(TreeWidget[Line | Pending], inherit_bindings=False):
         head = loom.node(line.head)
         text = Text(no_wrap=True, overflow="ellipsis")
         marked = line.marked
-        text.append("★" if marked else " ", style="bold yellow")
+        if line.hit:
+            text.append("★" if marked else MATCH_MARK, style=MATCH_STYLE)
+        else:
+            text.append("★" if marked else " ", style="bold yellow")
         text.append(ORIGIN_MARK.get(head.origin, "?"), style="dim")
         if line.head != loom.root_id:
             p = mean_prob(head)
@@ -245,6 +260,7 @@ class LoomTree(TreeWidget[Line | Pending], inherit_bindings=False):
         line.chain = self._chain(line.head)
         line.index = {}
         line.marked = self._marked(line.chain)
+        line.hit = self._hit(line.chain)
         if line.position(line.focus) < 0:
             line.focus = line.chain[-1]
         tnode.set_label(self._root_label(tnode, line))
@@ -286,6 +302,17 @@ class LoomTree(TreeWidget[Line | Pending], inherit_bindings=False):
             tnode = self._lines.get(head)
             if tnode is not None:
                 self.reconcile(tnode)
+
+    def mark_matches(self, matches: Collection[str]) -> None:
+        """Mark the lines holding ``matches`` (the active search's), unmark the others."""
+        self.matches = matches
+        for tnode in list(self._lines.values()):
+            line = tnode.data
+            if isinstance(line, Line):
+                hit = self._hit(line.chain)
+                if hit != line.hit:
+                    line.hit = hit
+                    tnode.set_label(self._root_label(tnode, line))
 
     def relabel(self, node_id: str) -> None:
         tnode = self.line_of(node_id)
