@@ -34,8 +34,9 @@ def fresh(pred):
 def full_logprobs(pred, ids: list[int]) -> torch.Tensor:
     """Reference: the whole context run from scratch, no cache (last ``window`` tokens)."""
     ids = ids[-pred.context_window:]
+    reference = _reference(pred.model_id)  # loaded outside inference mode
     with torch.inference_mode():
-        logits = _reference(pred.model_id)(input_ids=torch.tensor([ids])).logits[0, -1].float()
+        logits = reference(input_ids=torch.tensor([ids])).logits[0, -1].float()
     return torch.log_softmax(logits, -1)
 
 

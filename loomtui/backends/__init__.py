@@ -26,8 +26,9 @@ def load_predictor(name: str | None = None, *, threads: int | None = None, devic
            fast)
     pred = _LOADED.get(key)
     if pred is None:
-        model, tok = load_model(spec, device=device, dtype=dtype, fast=fast)
-        pred = TransformersPredictor(model, tok, spec.model_id,
-                                     kv_budget_bytes=kv_budget_mb * 2**20)
+        with torch.inference_mode(False):  # weights usable in and out of inference mode
+            model, tok = load_model(spec, device=device, dtype=dtype, fast=fast)
+            pred = TransformersPredictor(model, tok, spec.model_id,
+                                         kv_budget_bytes=kv_budget_mb * 2**20)
         _LOADED[key] = pred
     return pred
