@@ -202,3 +202,69 @@ print("transformers" in sys.modules)
                          timeout=120)
     assert out.returncode == 0, out.stderr[-500:]
     assert out.stdout.strip() == "False"
+
+
+def _tiny_llama(tmp_path, **config):
+    """A tiny random Llama checkpoint directory with bard's tokenizer."""
+    import shutil
+
+    from loomtui.backends.models import bundled_dir
+
+    cfg = dict(num_hidden_layers=1, hidden_size=32, intermediate_size=64,
+               num_attention_heads=2, num_key_value_heads=1, vocab_size=6144)
+    cfg.update(config)
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(**cfg)).eval().save_pretrained(tmp_path)
+    shutil.copy(bundled_dir() / "tokenizer.json", tmp_path / "tokenizer.json")
+    return tmp_path
+
+
+def test_fast_loader_takes_only_what_it_reproduces(tmp_path):
+    """A default-rope Llama loads fast with transformers' logits; a scaled rope (old or new
+    config form), a config missing a key, or a tokenizer option it does not apply all fall
+    back to transformers (None) instead of giving other numbers or an error."""
+    import json
+
+    from loomtui.backends import fast_load
+
+    plain = _tiny_llama(tmp_path / "plain")
+    model, _ = fast_load.load(plain, "cpu", torch.float32)
+    ref = LlamaForCausalLM.from_pretrained(plain).eval()
+    x = torch.tensor([list(range(5, 45))])
+    with torch.inference_mode():
+        got = model.prepared_forward(x, None, 0)[0]
+        want = ref(input_ids=x).logits.float()
+    assert (got - want).abs().max().item() < 1e-4
+
+    cfg_file = plain / "config.json"
+    cfg = json.loads(cfg_file.read_text())
+    for change in ({"rope_scaling": {"type": "linear", "factor": 4.0}},
+                   {"rope_parameters": {"rope_type": "linear", "factor": 4.0,
+                                        "rope_theta": 10000.0}},
+                   {"num_key_value_heads": None}):
+        bad = {**cfg, **change}
+        bad = {k: v for k, v in bad.items() if v is not None}
+        cfg_file.write_text(json.dumps(bad))
+        assert fast_load.load(plain, "cpu", torch.float32) is None, change
+    cfg_file.write_text(json.dumps(cfg))
+    (plain / "tokenizer_config.json").write_text(json.dumps({"add_prefix_space": True}))
+    assert fast_load.load(plain, "cpu", torch.float32) is None
+
+
+def test_fast_tokenizer_ignores_truncation_and_padding_in_its_file(tmp_path):
+    import json
+    import shutil
+
+    from loomtui.backends.fast_load import FastTokenizer
+    from loomtui.backends.models import bundled_dir
+
+    data = json.loads((bundled_dir() / "tokenizer.json").read_text())
+    data["truncation"] = {"direction": "Right", "max_length": 8, "strategy": "LongestFirst",
+                          "stride": 0}
+    data["padding"] = {"strategy": {"Fixed": 64}, "direction": "Right", "pad_to_multiple_of": None,
+                       "pad_id": 0, "pad_type_id": 0, "pad_token": "<|endoftext|>"}
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    shutil.copy(bundled_dir() / "tokenizer_config.json", tmp_path)
+    text = "ROMEO: But soft, what light through yonder window breaks? It is the east."
+    ids = FastTokenizer(tmp_path).encode(text, add_special_tokens=False)
+    assert FastTokenizer(tmp_path).decode(ids) == text and len(ids) > 8

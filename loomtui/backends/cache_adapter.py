@@ -28,7 +28,9 @@ class CacheAdapter:
         self.lean_only = forward is None
         """No transformers model behind it (the fast loader's): caches are :class:`LeanCache`."""
         self.lean = None
-        if lean or forward is None:
+        if forward is None:
+            self.lean = getattr(model, "prepared_forward", None)
+        elif lean:
             from loomtui.backends.lean_forward import lean_forward
 
             self.lean = lean_forward(model)

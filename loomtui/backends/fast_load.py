@@ -81,6 +81,8 @@ class LeanModel:
         self.lm_head: Linear
         self.model: Any = None
         self.transformer: Any = None
+        self.prepared_forward: Any = None
+        """The lean forward over these weights, made once by the loader."""
         self._tensors: list[torch.Tensor] = []
 
     def get_output_embeddings(self) -> Linear:
@@ -98,13 +100,14 @@ class FastTokenizer:
         from tokenizers import Tokenizer
 
         self._tok = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self._tok.no_truncation()  # as transformers calls it: whole texts, no pad ids
+        self._tok.no_padding()
         self.eos_token_id: int | None = None
-        cfg_file = directory / "tokenizer_config.json"
-        if cfg_file.is_file():
-            eos = json.loads(cfg_file.read_text()).get("eos_token")
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            eos = _json(directory / name).get("eos_token")
             if isinstance(eos, dict):
                 eos = eos.get("content")
-            if isinstance(eos, str):
+            if isinstance(eos, str) and self.eos_token_id is None:
                 self.eos_token_id = self._tok.token_to_id(eos)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
@@ -120,27 +123,44 @@ class FastTokenizer:
         return [self._tok.id_to_token(t) for t in token_ids]
 
 
-def _config(path: Path) -> Config | None:
+def _json(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        return None
+        return {}
     data = json.loads(path.read_text())
-    return Config(**data) if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _config(path: Path) -> Config | None:
+    data = _json(path)
+    return Config(**data) if data else None
+
+
+TOKENIZER_OPTIONS = {"add_prefix_space", "add_bos_token", "add_eos_token", "do_lower_case",
+                     "legacy"}
+"""Settings transformers applies on top of ``tokenizer.json``: when one is set (true), the
+tokenizer is left to transformers."""
 
 
 def _covered(cfg: Config) -> str | None:
-    """The family when the lean forward reproduces this configuration exactly, else None."""
-    from loomtui.backends.lean_forward import _gpt2_ok
+    """The family when the lean forward reproduces this configuration exactly, else None.
+    Llama only with the default rotary embedding (the one :class:`DefaultRotary` computes):
+    any scaling, in either the old ``rope_scaling`` (``type`` or ``rope_type``) or the new
+    ``rope_parameters`` form, takes the transformers path."""
+    from loomtui.backends.lean_forward import _gpt2_ok, _llama_ok
 
     try:
         family = cfg.model_type
         if family == "gpt2":
             return family if _gpt2_ok(cfg) else None
         if family == "llama":
-            rope = getattr(cfg, "rope_parameters", None) or getattr(cfg, "rope_scaling", None)
-            return family if (
-                cfg.hidden_act == "silu" and getattr(cfg, "pretraining_tp", 1) == 1
-                and (rope or {}).get("rope_type", "default") == "default"
-                and not getattr(cfg, "sliding_window", None)) else None
+            if getattr(cfg, "rope_scaling", None):
+                return None
+            rope = getattr(cfg, "rope_parameters", None) or {}
+            if not isinstance(rope, dict) or set(rope) - {"rope_theta", "rope_type", "type"}:
+                return None
+            if rope.get("rope_type", rope.get("type", "default")) != "default":
+                return None
+            return family if _llama_ok(cfg) else None
     except AttributeError:
         return None
     return None
@@ -149,20 +169,33 @@ def _covered(cfg: Config) -> str | None:
 def load(directory: Path, device: str, dtype: torch.dtype
          ) -> tuple[LeanModel, FastTokenizer] | None:
     """(model, tokenizer) for a covered model directory, or None (take the transformers path)."""
+    try:
+        return _load(directory, device, dtype)
+    except Exception:  # anything unexpected: transformers' path says what it is
+        return None
+
+
+def _load(directory: Path, device: str, dtype: torch.dtype
+          ) -> tuple[LeanModel, FastTokenizer] | None:
     from safetensors.torch import load_file
+
+    from loomtui.backends.lean_forward import lean_forward
 
     cfg = _config(directory / "config.json")
     weights_file = directory / "model.safetensors"
     if cfg is None or not weights_file.is_file() or not (directory / "tokenizer.json").is_file():
+        return None
+    tok_cfg = _json(directory / "tokenizer_config.json")
+    if any(tok_cfg.get(k) for k in TOKENIZER_OPTIONS):
         return None
     family = _covered(cfg)
     if family is None:
         return None
     raw = load_file(str(weights_file), device=device)
     model = LeanModel(family, cfg, _config(directory / "generation_config.json"))
-    try:
-        (_gpt2 if family == "gpt2" else _llama)(model, raw, dtype, torch.device(device))
-    except KeyError:  # a checkpoint laid out otherwise
+    (_gpt2 if family == "gpt2" else _llama)(model, raw, dtype, torch.device(device))
+    model.prepared_forward = lean_forward(model)  # every key it reads is there
+    if model.prepared_forward is None:
         return None
     return model, FastTokenizer(directory)
 

@@ -322,12 +322,13 @@ def distribution_at(tree: Tree, pred: Predictor, node_id: str, token_index: int,
 
 
 def branch_at(tree: Tree, node_id: str, token_index: int, rank: int,
-              choices: Choices | None = None) -> Node:
+              choices: Choices | None = None, model: str | None = None) -> Node:
     """Branch inside a segment: split ``node_id`` before token ``token_index`` and add the
     ``rank``-th stored alternative at that position as a sibling of the tail (one undo step).
     At index 0 the alternative becomes a sibling of the node itself. ``choices``: the
     alternatives at that position as computed on demand (:func:`distribution_at`), instead of
-    the ones stored with the token."""
+    the ones stored with the token, and ``model`` the model that computed them (its token ids:
+    the new child is that model's; by default the node's)."""
     node = tree.node(node_id)
     if node.token_offsets is None or (choices is None and node.alternatives is None):
         raise TreeError(f"node {node_id} has no stored alternatives to branch from")
@@ -353,7 +354,8 @@ def branch_at(tree: Tree, node_id: str, token_index: int, rank: int,
             tree.split(node_id, at_token=token_index)
         child = tree.new_node(text, "picked", token_ids=None if tid is None else [tid],
                               token_offsets=[0], token_logprobs=[lp],
-                              alternatives=Alternatives.of([alts]), model=node.model)
+                              alternatives=Alternatives.of([alts]),
+                              model=model if model is not None else node.model)
         tree.add_child(parent, child)
         tree.select(child.id)
     return child

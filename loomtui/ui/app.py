@@ -304,13 +304,18 @@ class LoomApp(App[int]):
         from loomtui.ui.predictors import entries
         from loomtui.ui.screens.predictor_chooser import PredictorChooser
 
+        if self.loom is None:  # the session given at launch is still being read
+            return
+        offered = list(self.predictors)  # the list may change while the chooser is open
+
         def done(choice: int | str | None) -> None:
-            if isinstance(choice, int) and 0 <= choice < len(self.predictors):
-                self.use_predictor(self.predictors[choice])
+            if isinstance(choice, int) and 0 <= choice < len(offered):
+                if offered[choice] in self.predictors:
+                    self.use_predictor(offered[choice])
             elif isinstance(choice, str):
                 self.add_predictor(choice)
 
-        self.push_screen(PredictorChooser(entries(self.predictors, self.pred)), done)
+        self.push_screen(PredictorChooser(entries(offered, self.pred)), done)
 
     def add_predictor(self, name: str) -> None:
         """Load or connect to another predictor in a worker; it becomes the active one when
@@ -536,7 +541,7 @@ class LoomApp(App[int]):
             self._announce = self.start_save()
 
     def action_save_as(self) -> None:
-        if self.loom is None:
+        if self.loom is None or self.open_path is not None:
             return
 
         def done(path: Path | None) -> None:
@@ -560,7 +565,18 @@ class LoomApp(App[int]):
         self.push_screen(OpenFile(str(self.path or ""), sessions_dir=self.sessions_dir,
                                   title="Save the session as"), done)
 
+    def _growing(self, what: str) -> bool:
+        """An expansion or autoloom run is growing the tree: refuse ``what`` in one line."""
+        screen = self.loom_screen
+        if screen is not None and (screen.generating or screen.autolooming):
+            self.report(what, "the tree is growing (an expansion or autoloom run): esc stops "
+                        "it first")
+            return True
+        return False
+
     def action_open(self) -> None:
+        if self.loom is None or self._growing("open"):  # nothing shown yet: the launch open
+            return
         if self.dirty and not self.autosave:
             self.report("open", "unsaved changes: save (ctrl+s) or save as (W) first")
             return
@@ -582,6 +598,8 @@ class LoomApp(App[int]):
                         name="remember", exit_on_error=False)
 
     def action_reload(self) -> None:
+        if self.loom is None or self._growing("reload"):
+            return
         if self.path is None:
             self.report("reload", "this session has no file yet")
             return

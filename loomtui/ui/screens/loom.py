@@ -101,8 +101,11 @@ class LoomScreen(Screen[None]):
         """Model actions pressed while the model loads: run when it is ready, esc drops."""
         self.busy: str | None = None
         """Long model work under way, for the status bar (scoring typed text...)."""
-        self.more: tuple[str, int, str, Choices] | None = None
-        """Alternatives computed on demand (``+``) at (node, token index, node text)."""
+        self.more: tuple[grow.Stamp, str, int, Choices] | None = None
+        """Alternatives computed on demand (``+``): (the node's context, the model that
+        computed them, the token index, the alternatives)."""
+        self.more_pending: str | None = None
+        """``+`` at the token cursor is being computed (for the status bar)."""
         self.stream_updates = 0
         """How many streamed updates reached the screen (tests and the benchmark read it)."""
         self._protect_timer: Timer | None = None
@@ -257,6 +260,7 @@ class LoomScreen(Screen[None]):
         node = tree.node(nid)
         panel = self.dist_panel
         label = short(nid, 14)
+        at_cursor = self.token_cursor is not None and node.alternatives is not None
         if self.token_cursor is not None and node.alternatives is not None:
             i = min(self.token_cursor, len(node.alternatives) - 1)
             more = self._more_here()
@@ -264,19 +268,20 @@ class LoomScreen(Screen[None]):
                                     more if more is not None else node.alternatives[i],
                                     node.token_ids[i] if node.token_ids else None,
                                     on_demand=more is not None)
-            return
+            if not self.comparing:  # the compare panel still wants the node's own
+                return
         dist = node.distribution
-        if dist is not None:
+        if dist is not None and not at_cursor:
             panel.show_distribution(label, dist)
         pred = self.pred
         if dist is not None and (pred is None or dist.complete_for(pred.model_id, TOP_K)):
             return
         if pred is None:
-            if dist is None:
+            if dist is None and not at_cursor:
                 panel.show_message(f"Next token after {label}", "not computed: " + (
                     "loading model…" if self.loom_app.model_loading else "no model loaded"))
             return
-        if dist is None:
+        if dist is None and not at_cursor:
             panel.show_message(f"Next token after {label}", "computing…")
         stamp = grow.Stamp.of(tree, nid)
         if stamp != self.dist_pending:
@@ -288,8 +293,8 @@ class LoomScreen(Screen[None]):
         bits = [app.model_status()]
         if self.generating and self.stream is not None:
             bits.append(f"generating {sum(self.stream.tokens)} tokens… esc keeps them")
-        if self.busy:
-            bits.append(self.busy)
+        if self.busy or self.more_pending:
+            bits.append(self.busy or self.more_pending or "")
         elif self.dist_pending is not None:
             bits.append(f"scoring the context of node {short(self.dist_pending.node_id, 14)}…")
         if self.queued:
@@ -524,13 +529,15 @@ class LoomScreen(Screen[None]):
 
     # ------------------------------------------------------------------ more alternatives
     def _more_here(self) -> Choices | None:
-        """The alternatives computed on demand for the token cursor's position, if any."""
-        more, cursor = self.more, self.token_cursor
-        if more is None or cursor is None:
+        """The alternatives computed on demand for the token cursor's position, if they are
+        still true: the same node, context and position, and the model now loaded."""
+        more, cursor, pred = self.more, self.token_cursor, self.pred
+        if more is None or cursor is None or pred is None:
             return None
-        nid, at, text, choices = more
-        node = self.loom.node(self.loom.selected) if self.loom.selected in self.loom else None
-        if node is None or node.id != nid or at != cursor or node.text != text:
+        stamp, model, at, choices = more
+        tree = self.loom
+        if (stamp.node_id != tree.selected or at != cursor or model != pred.model_id
+                or not stamp.valid(tree)):
             return None
         return choices
 
@@ -547,18 +554,17 @@ class LoomScreen(Screen[None]):
             return
         if self._more_here() is not None:
             return
-        self.busy = f"computing the alternatives at token {self.token_cursor}…"
+        self.more_pending = f"computing the alternatives at token {self.token_cursor}…"
         self.update_status()
-        self._more(tree, pred, nid, self.token_cursor)
+        self._more(tree, pred, grow.Stamp.of(tree, nid), self.token_cursor)
 
-    @work(thread=True, group="score", exit_on_error=False)
-    def _more(self, tree: Tree, pred: Any, node_id: str, at: int
-              ) -> tuple[str, int, str, Choices]:
-        with tree.lock:
-            text = tree.node(node_id).text
-        return node_id, at, text, grow.distribution_at(tree, pred, node_id, at, MORE_K).top
+    @work(thread=True, group="more", exclusive=True, exit_on_error=False)
+    def _more(self, tree: Tree, pred: Any, stamp: grow.Stamp, at: int
+              ) -> tuple[grow.Stamp, str, int, Choices]:
+        top = grow.distribution_at(tree, pred, stamp.node_id, at, MORE_K).top
+        return stamp, str(pred.model_id), at, top
 
-    def _more_done(self, result: tuple[str, int, str, Choices]) -> None:
+    def _more_done(self, result: tuple[grow.Stamp, str, int, Choices]) -> None:
         self.more = result
         if self._more_here() is not None:
             self.show_predictor()
@@ -573,6 +579,10 @@ class LoomScreen(Screen[None]):
             if tree.selected == stamp.node_id:  # computed for an old context: again
                 self.show_predictor()
             return
+        cur = tree.node(stamp.node_id).distribution
+        if (cur is not None and cur.model == dist.model and cur.entropy is not None
+                and len(cur.top) > len(dist.top)):
+            return  # `+` stored more of the same distribution meanwhile: keep it
         tree.set_distribution(stamp.node_id, dist)
         if tree.selected == stamp.node_id and self.token_cursor is None:
             self.show_predictor()
@@ -617,8 +627,11 @@ class LoomScreen(Screen[None]):
             self.expanding = None
             self.tree_view.clear_pending()
             self.loom_app.growth_finished()
-        elif name in ("_pick", "_type", "_more"):
+        elif name in ("_pick", "_type"):
             self.busy = None
+            self.update_status()
+        elif name == "_more":
+            self.more_pending = None
             self.update_status()
 
     def _grown(self, growth: grow.Growth) -> None:
@@ -650,6 +663,8 @@ class LoomScreen(Screen[None]):
         self._start_expand(nid)
 
     def _start_expand(self, nid: str) -> None:
+        if self.refuse_edit("expand"):  # queued while the model loaded, and a run began since
+            return
         tree, pred = self.loom, self.pred
         if self.generating:
             self.say("already generating: esc cancels", severity="warning")
@@ -726,7 +741,8 @@ class LoomScreen(Screen[None]):
         nid = tree.selected
         if self.token_cursor is not None:
             at, more = self.token_cursor, self._more_here()
-            self.change(lambda t: grow.branch_at(t, nid, at, rank, choices=more))
+            model = self.pred.model_id if more is not None else None
+            self.change(lambda t: grow.branch_at(t, nid, at, rank, choices=more, model=model))
             return
         dist = tree.node(nid).distribution
         if dist is None:
@@ -772,6 +788,8 @@ class LoomScreen(Screen[None]):
                                         hint="ctrl+s / F2: add · esc: cancel"), done)
 
     def _start_type(self, nid: str, text: str) -> None:
+        if self.refuse_edit("type"):  # queued while the model loaded, and a run began since
+            return
         if nid not in self.loom:
             self.say("the node to type after was deleted", severity="warning")
             return
@@ -974,6 +992,10 @@ class LoomScreen(Screen[None]):
         if self.generating or self.autolooming:
             self.say("already growing: esc cancels", severity="warning")
             return
+        if self.busy:  # a pick or typed text being scored would be refused when it lands
+            self.say(f"autoloom: wait until {self.busy.rstrip('…')} is done",
+                     severity="warning")
+            return
         if nid not in tree:
             self.say("the node to grow from was deleted", severity="warning")
             return
@@ -997,6 +1019,7 @@ class LoomScreen(Screen[None]):
                 touched.add(parent)
             self.tree_view.refresh_nodes(touched)
             self.update_status()
+        self.loom_app.schedule_autosave()  # each step is saved as it lands, not at the end
 
     @on(AutoloomBar.Finished)
     def _autoloom_finished(self, event: AutoloomBar.Finished) -> None:

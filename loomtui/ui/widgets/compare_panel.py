@@ -96,6 +96,9 @@ class ComparePanel(Vertical):
             self._message(head, names, "only one predictor is loaded: P loads another to "
                           "compare with")
             return
+        if node_id not in tree:  # deleted while B was computed
+            self._message(head, names, "the node was deleted")
+            return
         node = tree.node(node_id)
         a = kept_distribution(node, active.model_id, TOP_K)
         b = kept_distribution(node, other.model_id, TOP_K)
@@ -187,8 +190,9 @@ class ComparePanel(Vertical):
         notes = getattr(self.app, "show_notes", None)
         if notes is not None:
             notes()
-        if self._shown is not None:
-            self.show(*self._shown)
+        shown = self._shown
+        if shown is not None and self.display and shown[1] in shown[0]:
+            self.show(*shown)
 
     def _keep(self, stamp: grow.Stamp, model: str, dist: Distribution) -> None:
         """Keep B's distribution on the node (under ``scores``), unless its context changed

@@ -195,6 +195,7 @@ class SearchBar(Vertical):
     def tree_changed(self) -> None:
         """The tree changed: search again (soon) if a search is active."""
         if self.active and self.loom is not None and self.loom.revision != self._revision:
+            self._generation += 1  # a search under way holds ids that may be gone: drop it
             self._schedule(DEBOUNCE)
 
     def _schedule(self, delay: float) -> None:
@@ -254,6 +255,9 @@ class SearchBar(Vertical):
         assert tree is not None
         self.error = None
         line, matches = found.line, found.matches
+        if any(m.node_id not in tree for m in matches):  # deleted since: search again
+            self._schedule(0)
+            return
         self.line = line
         self.took_ms = found.took_ms
         old = self.by_id.get(self.matches[self.index].node_id) if 0 <= self.index < len(
