@@ -220,3 +220,38 @@ async def test_the_dialog_shows_bounds_and_an_error_line(tree):
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is screen(app) and len(tree) == 1
+
+
+async def test_a_run_is_saved_step_by_step_and_open_waits_for_it(tree, pred, tmp_path):
+    """Review finding: a run's nodes were saved only when it ended, and ctrl+o during a run
+    dropped them. Each step now autosaves, and open/reload are refused in one line."""
+    from loomtui.core import session
+
+    path = tmp_path / "run.json"
+    tree.sampler = Sampler(n=2, max_tokens=48)
+    app = LoomApp(tree=tree, predictor=pred, path=path, autosave_delay=0.01)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        loom = screen(app)
+        await fill(pilot, strategy="sample", budget="1000", width="4", depth="5", seed="1")
+        await pilot.press("enter")
+        saved = 0
+        for _ in range(600):  # until a save holds some of the run
+            await pilot.pause(0.05)
+            if path.exists():
+                saved = len(session.load(path))
+                if saved > 1:
+                    break
+        assert loom.autolooming and saved > 1
+        for key in ("ctrl+o", "ctrl+r"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.screen is loom, key
+            assert "the tree is growing" in (app.last_error or "")
+        await pilot.press("escape")
+        while loom.autolooming:
+            await pilot.pause(0.05)
+        await settle(pilot)
+        while app.saving or app.dirty:
+            await pilot.pause(0.05)
+    assert len(session.load(path)) == len(tree)

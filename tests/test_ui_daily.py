@@ -244,18 +244,94 @@ async def test_a_replaced_session_is_collected_although_loading_froze_it(tmp_pat
     first = session.load(tmp_path / "a.json")  # loading freezes what it parsed
     ref = weakref.ref(first)
     app = LoomApp(tree=first, path=tmp_path / "a.json", autosave=False)
-    app_module.RELEASE_DELAY = 0.05
+    app_module.RELEASE_DELAY = 0.5  # the old screen is taken down by then
     try:
         async with app.run_test(size=SIZE) as pilot:
             del first
             app._open(tmp_path / "b.json")
             await settle(pilot)
             assert app.path == tmp_path / "b.json"
-            for _ in range(20):
-                await pilot.pause(0.05)
+            for _ in range(40):
+                await pilot.pause(0.1)
                 if ref() is None:
                     break
             assert ref() is None
     finally:
         app_module.RELEASE_DELAY = 2.0
         gc.unfreeze()
+
+
+async def test_more_alternatives_are_the_loaded_models_and_never_shortened(pred):
+    """Review findings: the child picked from `+`'s list is labelled with the model that
+    computed it (not the node's), a list from another model is not offered, and the
+    20-entry distribution worker never replaces `+`'s 100 entries."""
+    from loomtui.core import grow
+    from loomtui.core.node import Sampler
+
+    tree = grow.new_tree(pred, "ROMEO:\nBut soft, what light")
+    child = grow.expand(tree, pred, tree.root_id, Sampler(n=1, max_tokens=8), seed=1)[0]
+    child.model = "someone-else"  # as if another model had grown it
+    tree.select(child.id)
+    app = LoomApp(tree=tree, predictor=pred, autosave=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        loom = app.loom_screen
+        await pilot.press("left_parenthesis", "right_square_bracket", "right_square_bracket")
+        await pilot.press("plus")
+        await settle(pilot)
+        assert len(loom.dist_panel.rows()) == 100
+        stamp, model, at, choices = loom.more
+        loom.more = (stamp, "another-model", at, choices)  # computed by a model since gone
+        assert loom._more_here() is None
+        loom.more = (stamp, model, at, choices)
+        await pilot.press("9")
+        await settle(pilot)
+        new = tree.node(tree.selected)
+        assert new.model == pred.model_id and new.token_ids == [choices.ids[8]]
+
+        parent = tree.root_id  # a full distribution is not replaced by a shorter one
+        full = pred.distribution(tree, parent, 100)
+        tree.set_distribution(parent, full)
+        loom._distribution_done((grow.Stamp.of(tree, parent), pred.distribution(tree, parent)))
+        assert len(tree.node(parent).distribution.top) == 100
+
+
+def test_paths_the_os_refuses_never_raise(tmp_path):
+    from loomtui.core import completion
+
+    long = tmp_path / ("x" * 300) / "s.json"
+    assert completion.stat(long) is None and not completion.is_dir(long)
+    assert completion.stat(Path("a\0b")) is None
+    assert completion.complete(str(long)) == (str(long), [])
+    assert completion.entries(Path("a\0b")) == []
+
+
+async def test_open_dialog_survives_a_remembered_path_the_os_refuses(tmp_path):
+    from textual.widgets import OptionList
+
+    from loomtui.core import recent
+    from loomtui.ui.screens.open_file import OpenFile
+
+    good = tmp_path / "good.json"
+    session.save(demo_tree(), good)
+    recent.remember(tmp_path / ("x" * 300) / "s.json")
+    recent.remember(good)
+    app = LoomApp(tree=demo_tree(), autosave=False,  # no file: the field starts empty
+                  sessions_dir=tmp_path / "no-sessions-here")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert isinstance(app.screen, OpenFile)
+        rows = [str(o.prompt) for o in app.screen.query_one(OptionList).options]
+        assert len(rows) == 1 and "good.json" in rows[0]
+
+
+def test_a_listing_cut_short_completes_nothing(tmp_path, monkeypatch):
+    from loomtui.core import completion
+
+    for k in range(30):
+        (tmp_path / f"session-{k:02d}.json").write_text("{}")
+    monkeypatch.setattr(completion, "MAX_SCANNED", 10)
+    listing = completion.entries(tmp_path, "session-")
+    assert listing.cut and len(listing) <= 10
+    assert completion.complete(str(tmp_path) + "/ses")[0] == str(tmp_path) + "/ses"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 
-MAX_ENTRIES = 2000
-"""A directory listing stops here (a directory of a million files must not hang the app)."""
+MAX_SCANNED = 5000
+"""A directory listing reads at most this many entries (a directory of a million files must
+not hang the app); :func:`entries` says when it stopped there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +18,25 @@ class Entry:
     is_dir: bool
     size: int
     mtime: float
+
+
+def stat(path: Path) -> os.stat_result | None:
+    """The file's status, or None for anything the OS refuses (missing, a name too long, no
+    permission, a NUL byte): a typed or remembered path must never raise."""
+    try:
+        return os.stat(path)
+    except (OSError, ValueError):
+        return None
+
+
+def is_dir(path: Path) -> bool:
+    st = stat(path)
+    return st is not None and S_ISDIR(st.st_mode)
+
+
+def is_file(path: Path) -> bool:
+    st = stat(path)
+    return st is not None and S_ISREG(st.st_mode)
 
 
 def split(text: str) -> tuple[Path, str]:
@@ -29,16 +50,23 @@ def split(text: str) -> tuple[Path, str]:
     return Path(head or "."), tail
 
 
-def entries(directory: Path, prefix: str = "", *, hidden: bool = False) -> list[Entry]:
+class Listing(list[Entry]):
+    """Entries, and whether the directory had more than :data:`MAX_SCANNED` to read."""
+
+    cut: bool = False
+
+
+def entries(directory: Path, prefix: str = "") -> Listing:
     """Entries of ``directory`` whose names start with ``prefix``: directories first, then
-    files, each by name; hidden ones only when asked for or when the prefix starts with a dot.
-    An unreadable directory has none."""
-    show_hidden = hidden or prefix.startswith(".")
-    out: list[Entry] = []
+    files, each by name; hidden ones only when the prefix starts with a dot. An unreadable
+    directory has none."""
+    show_hidden = prefix.startswith(".")
+    out = Listing()
     try:
         with os.scandir(directory) as it:
-            for item in it:
-                if len(out) >= MAX_ENTRIES:
+            for scanned, item in enumerate(it):
+                if scanned >= MAX_SCANNED:
+                    out.cut = True
                     break
                 name = item.name
                 if not name.startswith(prefix) or (name.startswith(".") and not show_hidden):
@@ -49,8 +77,8 @@ def entries(directory: Path, prefix: str = "", *, hidden: bool = False) -> list[
                 except OSError:
                     continue
                 out.append(Entry(Path(directory) / name, is_dir, st.st_size, st.st_mtime))
-    except OSError:
-        return []
+    except (OSError, ValueError):
+        return Listing()
     out.sort(key=lambda e: (not e.is_dir, e.path.name.lower()))
     return out
 
@@ -60,8 +88,8 @@ def complete(text: str) -> tuple[str, list[Entry]]:
     mean (a lone directory gets its slash), and those entries."""
     directory, prefix = split(text)
     found = entries(directory, prefix)
-    if not found:
-        return text, []
+    if not found or found.cut:  # a cut listing may miss a name: complete nothing
+        return text, list(found)
     common = os.path.commonprefix([e.path.name for e in found])  # noqa: RUF071 (by character)
     if len(found) == 1 and found[0].is_dir:
         common += os.sep

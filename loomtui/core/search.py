@@ -224,11 +224,19 @@ def search(tree: Tree, query: Query, *, start: str | None = None,
     with tree.lock:
         top = tree.root_id if start is None else tree.node(start).id
         order = _cached(tree, top)
-        if order is None and (pattern is not None or tests) and not (
-                pattern is not None and query.context):
-            found = _sparse(tree, query, pattern, tests, top, limit)
-            if found is not None:
-                return found
+        sparse = order is None and (pattern is not None or tests) and not (
+            pattern is not None and query.context)
+        nodes, revision = (list(tree.nodes()) if sparse else []), tree.revision
+    if sparse:  # the scan runs outside the lock; the few hits are placed under it
+        hits = _sparse_hits(nodes, pattern, tests)
+        if hits is not None:
+            with tree.lock:
+                if tree.revision == revision:
+                    found = _sparse(tree, query, hits, top, limit)
+                    if found is not None:
+                        return found
+    with tree.lock:
+        order = _cached(tree, top)
         snapshot = _snapshot(tree, top) if order is None else None
     if order is None:  # the walk runs outside the lock (edits on the main thread never wait)
         assert snapshot is not None
@@ -242,16 +250,16 @@ SPARSE_SHARE = 8
 testing every node and placing the few that pass from their paths, without walking the tree."""
 
 
-def _sparse(tree: Tree, query: Query, pattern: re.Pattern[str] | None,
-            tests: list[Callable[[Node], bool]], top: str,
-            limit: int | None) -> SearchResult | None:
-    """The matches placed in pre-order by their paths' (creation time, id) keys; None when
-    too many nodes pass (or their paths are too long) for that to beat a walk."""
+def _sparse_hits(nodes: list[Node], pattern: re.Pattern[str] | None,
+                 tests: list[Callable[[Node], bool]]
+                 ) -> list[tuple[Node, re.Match[str] | None]] | None:
+    """The nodes that pass, with their match; None when too many pass for placing them one
+    by one (:func:`_sparse`) to beat a walk."""
     find = pattern.search if pattern is not None else None
     passes = tests[0] if len(tests) == 1 else (lambda n: all(t(n) for t in tests))
-    cap = max(len(tree) // SPARSE_SHARE, 1)
+    cap = max(len(nodes) // SPARSE_SHARE, 1)
     hits: list[tuple[Node, re.Match[str] | None]] = []
-    for node in tree.nodes():
+    for node in nodes:
         if tests and not passes(node):
             continue
         m = None
@@ -262,6 +270,13 @@ def _sparse(tree: Tree, query: Query, pattern: re.Pattern[str] | None,
         hits.append((node, m))
         if len(hits) > cap:
             return None
+    return hits
+
+
+def _sparse(tree: Tree, query: Query, hits: list[tuple[Node, re.Match[str] | None]],
+            top: str, limit: int | None) -> SearchResult | None:
+    """The hits placed in pre-order by their paths' (creation time, id) keys (call with the
+    tree's lock held); None when their paths are too long for that to beat a walk."""
     pred = tree.graph.pred
     get = tree.node
     steps, budget = 0, len(tree)

@@ -26,7 +26,7 @@ from textual.binding import BindingType
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from loomtui.core import recent, session
+from loomtui.core import completion, recent, session
 from loomtui.core.errors import SessionError
 from loomtui.core.node import Node
 from loomtui.core.session import ConflictError, FileStamp
@@ -186,7 +186,9 @@ class LoomApp(App[int]):
             while self.screen is not old:
                 self.pop_screen()
             self.switch_screen(screen)
-        elif isinstance(self.screen, (PromptScreen, OpeningScreen)):
+        elif any(isinstance(s, (PromptScreen, OpeningScreen)) for s in self.screen_stack):
+            while not isinstance(self.screen, (PromptScreen, OpeningScreen)):
+                self.pop_screen()  # help opened while the session was read
             self.switch_screen(screen)
         else:
             self.push_screen(screen)
@@ -547,10 +549,10 @@ class LoomApp(App[int]):
         def done(path: Path | None) -> None:
             if path is None:
                 return
-            if path.is_dir():
+            if completion.is_dir(path):
                 self.report("save", f"{path} is a directory")
                 return
-            if path.exists() and (path != self.path or self.conflict):
+            if completion.stat(path) is not None and (path != self.path or self.conflict):
                 def confirmed(answer: str | None) -> None:
                     if answer == "overwrite":
                         self._announce = self.start_save(path, check=False)
@@ -716,8 +718,14 @@ def finish(app: LoomApp) -> int:
     rc = app.return_code or 0
     if app.startup_error is not None:
         print(f"loomtui: error: {app.startup_error}", file=sys.stderr)
+    if app.path is not None and app.loom is not None and app.file_stamp is not None:
+        recent.remember(app.path)  # here, not in a worker the process may not wait for
     for pred in app.opened:
-        close(pred)
+        try:
+            close(pred)
+        except Exception as exc:  # an engine's connection: nothing to lose, say it
+            print(f"loomtui: note: closing {inline(str(getattr(pred, 'model_id', '?')))}: "
+                  f"{one_line(exc)}", file=sys.stderr)
     if rc and app.loom is not None and app.path is not None and app.dirty:
         try:
             session.save(app.loom, app.path, expect=app.file_stamp)
@@ -733,7 +741,8 @@ def run_app(session_path: str | None = None, *, model: str | None = None,
             prompt: str | None = None, threads: int | None = None, device: str = "auto",
             dtype: str = "float32", sessions_dir: str | None = None,
             engine: str | None = None) -> int:
-    """Start the app on a session file (or a new session); returns the exit status."""
+    """Start the app on a session file (or a new session); returns the exit status where it
+    cannot start, else ends the process with it (see below)."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         print("loomtui: error: the app needs a terminal (stdin and stdout are not one); "
               "use the commands (`loomtui --help`) in scripts", file=sys.stderr)
@@ -764,11 +773,11 @@ def make_app(session_path: str | None = None, *, model: str | None = None,
     open_path: Path | None = None
     if session_path:
         path = Path(session_path)
-        if not path.parent.is_dir():
+        if not completion.is_dir(path.parent):
             return f"{inline(str(path))}: no directory {inline(str(path.parent))}"
-        if path.is_dir():
+        if completion.is_dir(path):
             return f"{inline(str(path))}: is a directory, not a session file"
-        if path.exists():
+        if completion.stat(path) is not None:
             open_path = path
             if prompt:
                 print("loomtui: note: --prompt is ignored for an existing session",

@@ -83,13 +83,13 @@ class OpenFile(ModalScreen["Path | None"]):
         if not text.strip():
             what = "recent sessions"
             for p in recent.read_recent():
-                if p.is_file():
-                    st = p.stat()
+                st = completion.stat(p)
+                if st is not None and completion.S_ISREG(st.st_mode):
                     where = inline(str(p.parent))
                     where = where if len(where) <= 40 else "…" + where[-39:]
                     rows.append((p, _row(p.name, f"{_when(st.st_mtime)}  {_size(st.st_size):>6}"
                                                  f"  {where}")))
-            if self.sessions_dir is not None and self.sessions_dir.is_dir():
+            if self.sessions_dir is not None and completion.is_dir(self.sessions_dir):
                 what += f" · {short(inline(str(self.sessions_dir)), 30)}/"
                 for e in completion.entries(self.sessions_dir):
                     if e.path not in (r[0] for r in rows):
@@ -154,7 +154,7 @@ class OpenFile(ModalScreen["Path | None"]):
         self._choose(self._paths[event.option_index])
 
     def _choose(self, path: Path) -> None:
-        if path.is_dir():  # go into it, as a shell's completion does
+        if completion.is_dir(path):  # go into it, as a shell's completion does
             field = self.query_one(Input)
             field.value = str(path).rstrip(os.sep) + os.sep
             field.cursor_position = len(field.value)
