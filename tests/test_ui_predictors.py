@@ -187,9 +187,13 @@ async def test_a_switch_during_an_expansion_keeps_each_models_caches(bard, tmp_p
         shown = tree.node(tree.selected).distribution
         assert shown is not None and shown.model == smol.model_id
     # smollm2's distribution after bard's child, computed afresh on a copy of the path
-    # (bard's caches were not handed to smollm2)
-    copy = Tree(Node(id="0", text=tree.context_text(tree.selected), origin="prompt"))
-    fresh = smol.distribution(copy, "0", 20)
+    # (bard's caches were not handed to smollm2); segment by segment, as smollm2 tokenises
+    # another model's nodes (a random child may start mid-word)
+    path = tree.path(tree.selected)
+    copy = Tree(Node(id="c0", text=tree.node(path[0]).text, origin="prompt"))
+    for i, nid in enumerate(path[1:], 1):
+        copy.add_child(f"c{i - 1}", Node(id=f"c{i}", text=tree.node(nid).text, origin="typed"))
+    fresh = smol.distribution(copy, f"c{len(path) - 1}", 20)
     assert fresh.top.texts[:5] == shown.top.texts[:5]
     assert max(abs(a - b) for a, b in zip(fresh.top.logprobs, shown.top.logprobs,
                                            strict=False)) < 1e-3
