@@ -153,3 +153,38 @@ async def test_a_crash_exits_non_zero_with_the_session_saved(tmp_path):
             await pilot.pause()
     assert finish(app) == 1
     assert session.load(path).node(tree.selected).bookmarked
+
+
+def test_an_autosave_of_a_tree_that_keeps_changing_gives_up_instead_of_one_long_step():
+    """Each change restarts an encoding in steps; an autosave gives up after a few (the
+    change schedules another) where it used to encode 40,000 nodes in one GIL-holding step."""
+    tree = make_tree(300)
+    steps = []
+
+    def keep_changing() -> None:
+        steps.append(1)
+        if len(steps) % 4 == 0:
+            tree.set_bookmark(tree.root_id, not tree.root.bookmarked)
+
+    with pytest.raises(session.Superseded):
+        session.encode_in_steps(tree, step=10, pause=keep_changing, restarts=2, give_up=True)
+    assert len(steps) == 3 * 4  # three tries, each cut short by a change
+    steps.clear()
+    data, revision, _ = session.encode_in_steps(tree, step=10, pause=keep_changing, restarts=2)
+    assert data == session.dumps(tree) and revision == tree.revision  # the last in one step
+
+
+async def test_a_superseded_autosave_is_tried_again(tmp_path):
+    path = tmp_path / "s.json"
+    app = LoomApp(tree=demo_tree(), path=path, autosave_delay=0.01)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.loom.set_bookmark(app.loom.root_id, True)
+        app.saving = True
+        app._saving_tree = app.loom
+        app._saved(None, session.Superseded())
+        assert app.last_error is None  # not an error: it is saved on the next try
+        await settle(pilot)
+        while app.saving or app.dirty:
+            await pilot.pause(0.05)
+    assert session.load(path).root.bookmarked

@@ -442,9 +442,10 @@ class LoomApp(App[int]):
     def _autosave(self) -> None:
         self._autosave_timer = None
         if self.dirty and self.path is not None:
-            self.start_save()
+            self.start_save(autosave=True)
 
-    def start_save(self, path: Path | None = None, *, check: bool = True) -> bool:
+    def start_save(self, path: Path | None = None, *, check: bool = True,
+                   autosave: bool = False) -> bool:
         """Start writing the session in the background; False when it cannot start."""
         if self.loom is None:
             return False
@@ -464,7 +465,8 @@ class LoomApp(App[int]):
         expect = self.file_stamp if path == self.path else None
         tree = self._saving_tree = self.loom
         self.run_worker(lambda: write_session(tree, path, expect, check=check,
-                                              pause=self._while_busy),
+                                              pause=self._while_busy,
+                                              autosave=autosave and not self.quitting),
                         thread=True, exclusive=True, group="save", name="save",
                         exit_on_error=False)
         self._status()
@@ -497,6 +499,8 @@ class LoomApp(App[int]):
             self.conflict = False
             if announce:
                 self.say(f"saved {written.path}", timeout=2)
+        elif isinstance(error, session.Superseded):  # the tree kept changing: again soon
+            self.save_again = True
         elif isinstance(error, ConflictError) and getattr(error, "path", None) != str(
                 self.path):  # a save as onto a file that appeared meanwhile
             self.quitting = False

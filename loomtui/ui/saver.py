@@ -26,12 +26,18 @@ from loomtui.core.errors import SessionError
 from loomtui.core.session import FileStamp
 from loomtui.core.tree import Tree
 
+AUTOSAVE_RESTARTS = 2
+"""An autosave whose tree changes this many times while it is encoded gives up (the change
+schedules another) instead of encoding 40,000 nodes in one step (seconds without the GIL
+for the screen)."""
+
 
 def _encode(path: Path, tree: Tree, pause: Callable[[], None] | None = None,
-            steps: bool = False) -> tuple[bytes, int, str]:
+            steps: bool = False, give_up: bool = False) -> tuple[bytes, int, str]:
     try:
         if steps:
-            return session.encode_in_steps(tree, pause=pause)
+            return session.encode_in_steps(tree, pause=pause, give_up=give_up,
+                                           restarts=AUTOSAVE_RESTARTS if give_up else 10)
         with tree.lock:
             return session.encode(tree), tree.revision, tree.selected
     except ValueError as exc:  # an integer over 64 bits, a lone surrogate
@@ -69,12 +75,14 @@ def save_mode() -> str:
 
 
 def write_session(tree: Tree, path: Path, expect: FileStamp | None, *, check: bool = True,
-                  mode: str | None = None, pause: Callable[[], None] | None = None
-                  ) -> Written:
+                  mode: str | None = None, pause: Callable[[], None] | None = None,
+                  autosave: bool = False) -> Written:
     """Snapshot ``tree`` and write it to ``path`` (see :func:`loomtui.core.session.write_bytes`);
-    ``pause`` is called between encoding steps (it may wait while the user is busy).
+    ``pause`` is called between encoding steps (it may wait while the user is busy). An
+    ``autosave`` of a tree that keeps changing raises ``session.Superseded`` (nothing written).
 
     Raises :class:`ConflictError` or :class:`SessionError` with a one-line message."""
     mode = mode or save_mode()
-    data, revision, selected = _encode(path, tree, pause, steps=mode == "steps")
+    data, revision, selected = _encode(path, tree, pause, steps=mode == "steps",
+                                       give_up=autosave)
     return Written(path, revision, selected, _write(path, data, expect, check))

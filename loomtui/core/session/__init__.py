@@ -29,14 +29,35 @@ from loomtui.core.session.files import (
 )
 from loomtui.core.session.reader import Invalid, tree_from_json
 from loomtui.core.session.schema import FORMAT, NODE_FIELDS, VERSION
-from loomtui.core.session.writer import encode, encode_in_steps, node_to_json, tree_to_json
+from loomtui.core.session.writer import (
+    Superseded,
+    encode,
+    encode_in_steps,
+    node_to_json,
+    tree_to_json,
+)
 from loomtui.core.tree import Tree
 
 __all__ = [
-    "FORMAT", "NODE_FIELDS", "VERSION", "ConflictError", "FileStamp", "dumps", "encode",
-    "encode_in_steps", "load",
-    "load_stamped", "loads", "locked", "node_to_json", "save", "stamp_of", "tree_from_json",
-    "tree_to_json", "write_bytes",
+    "FORMAT",
+    "NODE_FIELDS",
+    "VERSION",
+    "ConflictError",
+    "FileStamp",
+    "Superseded",
+    "dumps",
+    "encode",
+    "encode_in_steps",
+    "load",
+    "load_stamped",
+    "loads",
+    "locked",
+    "node_to_json",
+    "save",
+    "stamp_of",
+    "tree_from_json",
+    "tree_to_json",
+    "write_bytes",
 ]
 
 _UNSET: object = object()

@@ -150,24 +150,32 @@ class _Changed(Exception):
     """The tree changed between two steps of an encoding."""
 
 
+class Superseded(Exception):
+    """The tree kept changing while it was encoded in steps, and the caller would rather
+    save again later than encode it in one step (which holds the GIL for all of it)."""
+
+
 STEP_NODES = 32
 """Nodes encoded per step of :func:`encode_in_steps` (about a millisecond of GIL)."""
 
 
 def encode_in_steps(tree: Tree, *, step: int = STEP_NODES,
-                    pause: Callable[[], None] | None = None, restarts: int = 10
-                    ) -> tuple[bytes, int, str]:
+                    pause: Callable[[], None] | None = None, restarts: int = 10,
+                    give_up: bool = False) -> tuple[bytes, int, str]:
     """The bytes of :func:`encode` (and the revision and selection they hold), made ``step``
     nodes at a time, for a saver thread beside a UI: the tree's lock is held for one step only
     and the GIL is given up between steps (``pause`` may wait longer, while the user is busy).
     When the tree changes between steps the encoding starts again; after ``restarts`` it is
-    made in one step. Raises ValueError when a value cannot be written as JSON."""
+    made in one step, or with ``give_up`` :class:`Superseded` is raised (an autosave: the
+    change that interrupted it asks for another). Raises ValueError when a value cannot be
+    written as JSON."""
     for attempt in range(restarts + 1):
+        last = attempt == restarts
         try:
-            return _encode_steps(tree, step if attempt < restarts else 0, pause)
+            return _encode_steps(tree, 0 if last and not give_up else step, pause)
         except _Changed:
             continue
-    raise AssertionError("unreachable")  # the last attempt is one step
+    raise Superseded
 
 
 def _encode_steps(tree: Tree, step: int, pause: Callable[[], None] | None
