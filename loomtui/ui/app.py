@@ -47,6 +47,8 @@ from loomtui.ui.screens.prompt import Choose, PromptScreen, confirm_quit
 AUTOSAVE_DELAY = 0.3
 RELEASE_DELAY = 2.0
 """Seconds after another session was shown before the old one's memory is collected."""
+STEP_GAP = 0.002
+"""Seconds a background save leaves the GIL free after each step (a step is about 1 ms)."""
 BUSY_WINDOW = 0.25
 """A background save pauses while a key was pressed within this many seconds."""
 
@@ -478,10 +480,14 @@ class LoomApp(App[int]):
         await super().on_event(event)
 
     def _while_busy(self) -> None:
-        """Between a background save's steps (worker thread): give up the GIL, and wait
-        while keys are being pressed (the save can wait; the screen cannot). A quit does
-        not wait."""
-        time.sleep(0)
+        """Between a background save's steps (worker thread): leave the GIL free for a moment,
+        and wait while keys are being pressed (the save can wait; the screen cannot). A quit
+        does not wait. The moment matters: the terminal's input and output threads need the
+        GIL too, and with ``sleep(0)`` each of them waited a switch interval (5 ms) per hand-over
+        behind the next step, which added up to hundreds of ms per key in a real terminal."""
+        if self.quitting:
+            return
+        time.sleep(STEP_GAP)
         while not self.quitting and time.monotonic() - self.last_key < BUSY_WINDOW:
             time.sleep(0.01)
 
