@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.content import Content
+from textual.css.scalar import Scalar
 from textual.message import Message
 from textual.widgets import Static
 
@@ -107,7 +108,7 @@ class DistributionPanel(Vertical):
     def _fill(self, title: str, choices: Choices, stats: str, current: int | None = None) -> None:
         self.choices = choices
         self.query_one("#dist-title", Static).update(Content(inline(title)), layout=False)
-        self.query_one("#dist-stats", Static).styles.height = None
+        self._stats_height(None)
         self.query_one("#dist-stats", Static).update(Content(terminal_safe(stats)), layout=False)
         options = []
         for rank, (tid, tok, lp) in enumerate(choices, 1):
@@ -120,6 +121,14 @@ class DistributionPanel(Vertical):
                 f" {percent(lp)} ", (bar(math.exp(lp), BAR_WIDTH), "#56b6c2"))
             options.append(row)
         self.query_one("#dist-list", TokenList).set_rows(options)
+
+    def _stats_height(self, lines: int | None) -> None:
+        """Set the stats' height only when it changes: setting it, even to the same value,
+        lays the whole screen out again (a third of a navigation key's time)."""
+        stats = self.query_one("#dist-stats", Static)
+        want = None if lines is None else Scalar.from_number(lines)
+        if stats.styles.inline.height != want:  # the inline value (None: the stylesheet's)
+            stats.styles.height = lines
 
     def show_distribution(self, node_label: str, dist: Distribution) -> None:
         self.mode = "distribution"
@@ -136,7 +145,7 @@ class DistributionPanel(Vertical):
                      f"{100 * dist.mass:.1f}%" + (f"\n{model}" if model else ""))
         self._fill(f"Next token after {node_label}", dist.top, stats)
         if partial:  # its facts each get a line (the panel is 24 wide at 80 columns)
-            self.query_one("#dist-stats", Static).styles.height = 4 if model else 3
+            self._stats_height(4 if model else 3)
 
     def show_alternatives(self, node_label: str, index: int, token: str, choices: Choices,
                           token_id: int | None, *, on_demand: bool = False) -> None:
@@ -150,7 +159,7 @@ class DistributionPanel(Vertical):
     def show_message(self, title: str, message: str) -> None:
         self.mode = "message"
         self.choices = Choices()
-        self.query_one("#dist-stats", Static).styles.height = None
+        self._stats_height(None)
         self.query_one("#dist-title", Static).update(Content(inline(title)), layout=False)
         self.query_one("#dist-stats", Static).update(Content(terminal_safe(message)),
                                                      layout=False)
