@@ -25,6 +25,7 @@ def main(model: str = "smollm2", threads: int = 1, nodes: int = 64, tokens: int 
          context: int = 500) -> int:
     torch.set_num_threads(threads)
     pred = load_predictor(model, threads=threads)
+    ref = load_predictor(model, threads=threads, fast=False)  # transformers' generate
     print(f"model {pred.model_id}  window {pred.context_window}  torch threads "
           f"{torch.get_num_threads()}  device {pred.device}", flush=True)
     sampler = Sampler(temperature=1.0, max_tokens=tokens, n=4)
@@ -32,7 +33,7 @@ def main(model: str = "smollm2", threads: int = 1, nodes: int = 64, tokens: int 
     # Warm up both paths once (allocations, lazy inits).
     warm = _context_tree(pred, 16)
     grow.expand(warm, pred, warm.root_id, sampler.with_(n=2, max_tokens=4), seed=0)
-    _generate(pred, warm.root.token_ids or [], 1, sampler.with_(max_tokens=4))
+    _generate(ref, warm.root.token_ids or [], 1, sampler.with_(max_tokens=4))
 
     tree = _context_tree(pred, ctx)
     pred.store.clear()
@@ -52,7 +53,7 @@ def main(model: str = "smollm2", threads: int = 1, nodes: int = 64, tokens: int 
     for e in result.expansions:
         ids = tree.context_ids(e.parent)
         assert ids is not None
-        base_pos += _generate(pred, ids, len(e.children), sampler)
+        base_pos += _generate(ref, ids, len(e.children), sampler)
     base = time.perf_counter() - t
     ratio = base / ours
     ok = ratio >= TARGET
