@@ -17,3 +17,11 @@ def hf_model():
     from loomtui.backends import load_predictor
 
     return lambda name: load_predictor(name, fast=False).model
+
+
+@pytest.fixture(scope="session")
+def pred():
+    """The bundled model (one thread): what most app tests grow with."""
+    from loomtui.backends import load_predictor
+
+    return load_predictor("bard", threads=1)

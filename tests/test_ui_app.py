@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input, TextArea
+from ui_helpers import SIZE, screen, settle
 
 from loomtui.bench.synthetic import make_tree
 from loomtui.core import session
@@ -18,27 +19,10 @@ from loomtui.ui import compat
 from loomtui.ui.app import LoomApp, new_session_path
 from loomtui.ui.demo import demo_tree
 from loomtui.ui.screens.help import HelpScreen
-from loomtui.ui.screens.loom import LoomScreen
 from loomtui.ui.screens.prompt import Choose, PromptScreen, TextPrompt
 from loomtui.ui.screens.sampler import SamplerScreen, parse_settings
 from loomtui.ui.widgets.distribution_panel import TokenList
 from loomtui.ui.widgets.tree_view import Line
-
-SIZE = (120, 36)
-
-
-def screen(app: LoomApp) -> LoomScreen:
-    """The loom screen of a running app."""
-    loom = app.loom_screen
-    assert loom is not None
-    return loom
-
-
-@pytest.fixture(scope="module")
-def pred():
-    from loomtui.backends import load_predictor
-
-    return load_predictor("bard", threads=1)
 
 
 @pytest.fixture
@@ -46,15 +30,6 @@ def bard_tree(pred) -> Tree:
     tree = new_tree(pred, "ROMEO:\nBut soft, what light")
     tree.sampler = Sampler(n=2, max_tokens=6)
     return tree
-
-
-async def settle(pilot) -> None:
-    """Let workers finish and their messages be handled."""
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 # ---------------------------------------------------------------- layout and navigation

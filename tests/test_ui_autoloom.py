@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 from textual.widgets import Input, Select
+from ui_helpers import SIZE, screen, settle
 
 from loomtui.core import autoloom
 from loomtui.core.grow import new_tree
@@ -14,16 +15,6 @@ from loomtui.core.node import Sampler
 from loomtui.core.tree import Tree
 from loomtui.ui.app import LoomApp
 from loomtui.ui.screens.autoloom import AutoloomScreen, parse_plan
-from loomtui.ui.screens.loom import LoomScreen
-
-SIZE = (120, 36)
-
-
-@pytest.fixture(scope="module")
-def pred():
-    from loomtui.backends import load_predictor
-
-    return load_predictor("bard", threads=1)
 
 
 @pytest.fixture
@@ -31,19 +22,6 @@ def tree(pred) -> Tree:
     t = new_tree(pred, "ROMEO:\nBut soft, what light")
     t.sampler = Sampler(n=2, max_tokens=4)
     return t
-
-
-def screen(app: LoomApp) -> LoomScreen:
-    loom = app.loom_screen
-    assert loom is not None
-    return loom
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def fill(pilot, **values: str) -> AutoloomScreen:

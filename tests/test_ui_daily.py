@@ -6,21 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ui_helpers import SIZE, settle
 
 from loomtui.core import session
 from loomtui.ui.app import LoomApp, make_app
 from loomtui.ui.demo import demo_tree
 from loomtui.ui.screens.loom import LoomScreen
 from loomtui.ui.screens.opening import OpeningScreen
-
-SIZE = (120, 36)
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def test_the_session_given_at_launch_opens_after_the_first_frame(tmp_path):
@@ -176,11 +168,6 @@ async def test_file_names_with_control_characters_are_shown_visibly(tmp_path):
 
 
 # ---------------------------------------------------------------------------- more alternatives
-@pytest.fixture(scope="module")
-def pred():
-    from loomtui.backends import load_predictor
-
-    return load_predictor("bard", threads=1)
 
 
 async def test_plus_shows_more_alternatives_at_the_token_cursor_and_picks_from_them(pred):

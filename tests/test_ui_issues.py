@@ -10,6 +10,7 @@ import threading
 
 import pytest
 from textual.widgets import Button, TextArea
+from ui_helpers import SIZE, screen, settle
 
 from loomtui.core import session
 from loomtui.core.grow import new_tree
@@ -20,20 +21,11 @@ from loomtui.ui.app import LoomApp
 from loomtui.ui.demo import demo_tree
 from loomtui.ui.path_cache import PathCache
 from loomtui.ui.screens.help import HelpScreen
-from loomtui.ui.screens.loom import LoomScreen
 from loomtui.ui.screens.prompt import TextPrompt
 from loomtui.ui.screens.sampler import SamplerScreen, parse_settings
 from loomtui.ui.widgets.branch_view import branch_text
 
-SIZE = (120, 36)
 HOSTILE = "\x1b[2J\x1b]0;pwned\x07\x1b]52;c;aGVsbG8=\x07"
-
-
-@pytest.fixture(scope="module")
-def pred():
-    from loomtui.backends import load_predictor
-
-    return load_predictor("bard", threads=1)
 
 
 @pytest.fixture
@@ -41,19 +33,6 @@ def bard_tree(pred) -> Tree:
     tree = new_tree(pred, "ROMEO:\nBut soft, what light")
     tree.sampler = Sampler(n=2, max_tokens=6)
     return tree
-
-
-def screen(app: LoomApp) -> LoomScreen:
-    loom = app.loom_screen
-    assert loom is not None
-    return loom
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def shown_text(app: LoomApp) -> str:

@@ -5,7 +5,6 @@ llama-cpp-python server of tests/test_engine.py."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from pathlib import Path
@@ -13,7 +12,8 @@ from pathlib import Path
 import pytest
 from test_engine import ALIAS, PROMPT, Server, free_port, server_requests
 from textual.widgets import Input, OptionList, Static
-from textual.worker import WorkerFailed
+from ui_helpers import SIZE, screen
+from ui_helpers import settle_tolerant as settle
 
 from loomtui.cli import main
 from loomtui.core import session
@@ -22,11 +22,9 @@ from loomtui.core.node import Node
 from loomtui.core.tree import Tree
 from loomtui.ui import compat
 from loomtui.ui.app import LoomApp
-from loomtui.ui.screens.loom import LoomScreen
 from loomtui.ui.screens.predictor_chooser import PredictorChooser
 from loomtui.ui.widgets.compare_panel import ComparePanel
 
-SIZE = (120, 36)
 SMOLLM2_ID = "SmolLM2-135M-Instruct"
 
 
@@ -56,24 +54,9 @@ def no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return conf
 
 
-def screen(app: LoomApp) -> LoomScreen:
-    loom = app.loom_screen
-    assert loom is not None
-    return loom
-
-
 def status(app: LoomApp) -> str:
     content = screen(app).query_one("#status", Static).content
     return getattr(content, "plain", str(content))
-
-
-async def settle(pilot) -> None:
-    """Let workers finish (a failed one is the app's to report) and their messages land."""
-    for _ in range(4):
-        await pilot.pause()
-        with contextlib.suppress(WorkerFailed):
-            await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def compared(pilot, panel: ComparePanel) -> None:

@@ -3,11 +3,10 @@ program changed is never written over; quit waits for the save; save as asks fir
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 from textual.widgets import Input
-from textual.worker import WorkerFailed
+from ui_helpers import SIZE
+from ui_helpers import settle_tolerant as settle
 
 from loomtui.bench.synthetic import make_tree
 from loomtui.core import session
@@ -17,17 +16,6 @@ from loomtui.ui.app import LoomApp, finish
 from loomtui.ui.demo import demo_tree
 from loomtui.ui.saver import write_session
 from loomtui.ui.screens.prompt import Choose
-
-SIZE = (120, 36)
-
-
-async def settle(pilot) -> None:
-    """Let workers finish; a failed one (a save refused on conflict) is the app's to report."""
-    for _ in range(3):
-        await pilot.pause()
-        with contextlib.suppress(WorkerFailed):
-            await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 @pytest.mark.parametrize("mode", ["steps", "fork", "thread"])

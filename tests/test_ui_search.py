@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from textual.widgets import Input
+from ui_helpers import SIZE, screen, settle
 
 from loomtui.core import grow
 from loomtui.core.grow import new_tree
@@ -15,16 +16,8 @@ from loomtui.ui.screens.loom import LoomScreen
 from loomtui.ui.widgets.branch_view import MATCH
 from loomtui.ui.widgets.tree_view import MATCH_MARK, Line
 
-SIZE = (120, 36)
 TYPED = ["\nThe knight dies at dawn.", "\nA lady sings.", "\nThe KNIGHT rides home.",
          "\nNo one dies here, knight-less."]
-
-
-@pytest.fixture(scope="module")
-def pred():
-    from loomtui.backends import load_predictor
-
-    return load_predictor("bard", threads=1)
 
 
 @pytest.fixture
@@ -37,19 +30,6 @@ def tree(pred) -> Tree:
         grow.expand(t, pred, k, t.sampler, seed=1)
     t.select(t.root_id)
     return t
-
-
-def screen(app: LoomApp) -> LoomScreen:
-    loom = app.loom_screen
-    assert loom is not None
-    return loom
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def search_for(pilot, line: str) -> None:
