@@ -87,3 +87,12 @@ def sampler_summary(node: Node) -> str:
 def plural(n: int, one: str, many: str | None = None) -> str:
     """``1 node``, ``2 nodes``, ``1 child``, ``3 children``."""
     return f"{n:,} {one if n == 1 else many or one + 's'}"
+
+
+def file_size(n: float) -> str:
+    """A file's size in a few characters: 512B, 15.0K, 59.0M."""
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+    return ""

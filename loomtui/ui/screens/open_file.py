@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option
 
 from loomtui.core import completion, recent
 from loomtui.core.text import inline, short
+from loomtui.ui.format import file_size
 
 ROWS = 200
 """At most this many files are listed (typing narrows them)."""
@@ -26,14 +27,6 @@ ROWS = 200
 
 def _when(mtime: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(mtime))
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "K", "M", "G"):
-        if n < 1024 or unit == "G":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024  # type: ignore[assignment]
-    return ""
 
 
 def _row(label: str, detail: str, style: str = "") -> Content:
@@ -87,7 +80,7 @@ class OpenFile(ModalScreen["Path | None"]):
                 if st is not None and completion.S_ISREG(st.st_mode):
                     where = inline(str(p.parent))
                     where = where if len(where) <= 40 else "…" + where[-39:]
-                    rows.append((p, _row(p.name, f"{_when(st.st_mtime)}  {_size(st.st_size):>6}"
+                    rows.append((p, _row(p.name, f"{_when(st.st_mtime)}  {file_size(st.st_size):>6}"
                                                  f"  {where}")))
             if self.sessions_dir is not None and completion.is_dir(self.sessions_dir):
                 what += f" · {short(inline(str(self.sessions_dir)), 30)}/"
@@ -112,7 +105,7 @@ class OpenFile(ModalScreen["Path | None"]):
     def _entry_row(self, e: completion.Entry) -> Content:
         if e.is_dir:
             return _row(e.path.name + "/", "directory", "bold")
-        return _row(e.path.name, f"{_when(e.mtime)}  {_size(e.size):>6}")
+        return _row(e.path.name, f"{_when(e.mtime)}  {file_size(e.size):>6}")
 
     @on(Input.Changed, "#open-path")
     def _typed(self, event: Input.Changed) -> None:

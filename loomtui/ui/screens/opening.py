@@ -10,18 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from loomtui.core.text import inline, short
-
-
-def _size(path: Path) -> str:
-    try:
-        n = float(path.stat().st_size)
-    except OSError:
-        return ""
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f" ({n:.0f} {unit})" if unit == "bytes" else f" ({n:.1f} {unit})"
-        n /= 1024
-    return ""
+from loomtui.ui.format import file_size
 
 
 class OpeningScreen(Screen[None]):
@@ -33,6 +22,10 @@ class OpeningScreen(Screen[None]):
         super().__init__()
         self.path = path
         self.seconds = 0
+        try:  # once: the file does not change while it is read
+            self.size_text = f" ({file_size(path.stat().st_size)})"
+        except OSError:
+            self.size_text = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="opening-box"):
@@ -44,7 +37,7 @@ class OpeningScreen(Screen[None]):
 
     def _text(self) -> str:
         after = f" {self.seconds} s" if self.seconds else ""
-        return f"opening {short(inline(str(self.path)), 60)}{_size(self.path)}…{after}"
+        return f"opening {short(inline(str(self.path)), 60)}{self.size_text}…{after}"
 
     def _tick(self) -> None:
         self.seconds += 1
