@@ -160,7 +160,7 @@ async def test_matches_are_highlighted_in_the_branch_and_marked_in_the_outline(t
         assert not labels[kids[1]].startswith(MATCH_MARK)
         await pilot.press("enter")
         await settle(pilot)
-        content = loom.branch.query_one("#branch-text").render()
+        content = loom.branch.text
         marked = [content.plain[s.start:s.end] for s in content.spans
                   if getattr(s.style, "background", None) is not None
                   and s.style.bold and "dies" in content.plain[s.start:s.end]]
@@ -169,7 +169,7 @@ async def test_matches_are_highlighted_in_the_branch_and_marked_in_the_outline(t
         await pilot.press("escape")
         await settle(pilot)
         assert not any(MATCH_MARK in label for label in row_labels(loom).values())
-        content = loom.branch.query_one("#branch-text").render()
+        content = loom.branch.text
         assert not any(content.plain[s.start:s.end] == "dies" for s in content.spans)
     assert MATCH.bold
 

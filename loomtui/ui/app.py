@@ -262,10 +262,14 @@ class LoomApp(App[int]):
         if spec is not None:
             from loomtui.backends.engine import connect
 
-            return connect(spec)
+            pred = connect(spec)
+            settle_heap()
+            return pred
         name = self.model_name or (
             None if parse_model_id(made_by) else trusted_session_model(made_by))
-        return load_predictor(name, threads=self.threads, device=self.device, dtype=self.dtype)
+        pred = load_predictor(name, threads=self.threads, device=self.device, dtype=self.dtype)
+        settle_heap()
+        return pred
 
     def _model_done(self, pred: Any, error: str | None) -> None:
         self.model_loading = False
@@ -695,6 +699,15 @@ def _import_other_loom(path: Path, error: SessionError
     more = f" (1 of {len(results)} trees: loomtui import writes each)" if len(results) > 1 else ""
     return tree, target, None, (f"imported {plural(len(tree), 'node')} from {path.name} "
                                 f"({first.fmt}){more}; saved as {target.name}")
+
+
+def settle_heap() -> None:
+    """Collect once and move every object alive now out of the cyclic GC's sight
+    (``gc.freeze``). Importing torch and loading a model leave ~190k long-lived objects;
+    while they were visible, each full collection (every few dozen keys: a frame allocates
+    thousands of short-lived objects) walked them all and froze a key for 175 ms."""
+    gc.collect()
+    gc.freeze()
 
 
 def _quiet() -> None:

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 from textual.app import App
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.widget import Widget
 from textual.widgets import Tree
 from textual.widgets.tree import TreeNode
 
@@ -31,6 +34,23 @@ def lay_out_lines(tree: Tree[Any]) -> None:
 def invalidate(tree: Tree[Any]) -> None:
     """Rebuild the tree's lines on the next refresh (after nodes were added under one)."""
     tree._invalidate()
+
+
+def resize_scroll_view(view: ScrollView, size: Size) -> None:
+    """Give a line-API scroll view a new virtual size without laying the screen out again:
+    its region does not depend on it (only its scrollbars do), unless a scrollbar appears or
+    goes, which changes its content width (then the normal route, a layout, is taken)."""
+    old = view.virtual_size
+    if old == size:
+        return
+    height, width = view.scrollable_content_region.height, view.size.width
+    if old.width > width or size.width > width or (old.height > height) != (
+            size.height > height):
+        view.virtual_size = size
+        return
+    view.set_reactive(Widget.virtual_size, size)
+    view._scroll_update(size)
+    view.refresh()
 
 
 def notifications(app: App[Any]) -> list[Any]:

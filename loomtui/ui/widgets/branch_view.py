@@ -5,15 +5,18 @@ from __future__ import annotations
 import codecs
 from functools import lru_cache
 
+from rich.segment import Segment
 from rich.style import Style
-from textual.containers import VerticalScroll
 from textual.content import Content
+from textual.geometry import Offset, Region, Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 from textual.style import Style as TStyle
-from textual.widgets import Static
 
 from loomtui.core.node import Node
 from loomtui.core.text import terminal_safe
 from loomtui.core.tree import Tree
+from loomtui.ui import compat
 from loomtui.ui.format import plural, token_style
 from loomtui.ui.path_cache import PathCache
 
@@ -181,30 +184,76 @@ class _Spans:
         return Content.assemble(*self.parts)
 
 
-class BranchView(VerticalScroll, can_focus=False):
-    """Scrollable branch text; the app calls :meth:`show` when the selection changes."""
+class BranchView(ScrollView, can_focus=False):
+    """The scrollable branch text; the screen calls :meth:`show` when the selection changes.
 
-    def compose(self):
-        yield Static(id="branch-text")
+    It draws its wrapped lines itself (the line API) and knows its own height, so a new branch
+    repaints this panel only. As a ``Static`` in a scroll container, every selection measured
+    the text's height and laid the whole screen out twice: more than a third of a key.
+    """
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.text = Content("")
+        self.cursor_at: int | None = None
+        self._lines: list[Content] = []
+        self._strips: dict[int, Strip] = {}
+        self._width = 0
+        self._frame: tuple[Offset, int, Style] = (Offset(), 0, Style())
 
     def show(self, text: Content, summary: str, cursor_at: int | None = None) -> None:
         """Show the branch; scrolled to its end, or to the token cursor at ``cursor_at``."""
         self.border_subtitle = Content(summary)
-        self.query_one("#branch-text", Static).update(text)
-        if cursor_at is None:
-            self.call_after_refresh(self.scroll_end, animate=False)
-        else:
-            self.call_after_refresh(self._scroll_to_offset, text, cursor_at)
+        self.text, self.cursor_at = text, cursor_at
+        self._wrap()
+        self._scroll_into_view()
+        self.refresh()
 
-    def _scroll_to_offset(self, text: Content, offset: int) -> None:
-        width = self.content_size.width
-        if width <= 0:
-            return
-        line = len(text[:offset].wrap(width)) - 1  # the cursor's line in the wrapped text
-        top, height = self.scroll_offset.y, self.content_size.height
-        if not top <= line < top + height:
-            self.scroll_to(y=max(0, line - height // 2), animate=False)
+    def _wrap(self) -> None:
+        width = self.scrollable_content_region.width
+        self._width = width
+        self._lines = self.text.wrap(width) if width > 0 and self.text else []
+        self._strips.clear()
+        size = Size(width, len(self._lines))
+        compat.resize_scroll_view(self, size)
+
+    def _scroll_into_view(self, again: bool = True) -> None:
+        height = self.scrollable_content_region.height
+        if self.cursor_at is None:
+            want = max(0, len(self._lines) - height)
+        else:
+            line, top = self._line_of(self.cursor_at), self.scroll_offset.y
+            if top <= line < top + height:
+                return
+            want = max(0, line - height // 2)
+        self.scroll_to(y=want, animate=False, immediate=True)
+        if again and self.scroll_offset.y != want:  # a layout is pending (a scrollbar came)
+            self.call_after_refresh(self._scroll_into_view, False)
+
+    def _line_of(self, offset: int) -> int:
+        """The wrapped line holding the character at ``offset``."""
+        return max(0, len(self.text[:offset].wrap(self._width)) - 1) if self._width else 0
+
+    def on_resize(self) -> None:
+        if self.scrollable_content_region.width != self._width:
+            self._wrap()
+            self._scroll_into_view()
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame = (self.scroll_offset, self.size.width, self.rich_style)  # once per frame
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        (_, scroll_y), width, base = self._frame
+        index = scroll_y + y
+        if index >= len(self._lines):
+            return Strip.blank(width, base)
+        strip = self._strips.get(index)
+        if strip is None:
+            segments = Segment.apply_style(self._lines[index].render_segments(), base)
+            strip = self._strips[index] = Strip(list(segments))
+        return strip.crop_extend(0, width, base)
 
     def plain(self) -> str:
         """The text shown (for tests)."""
-        return str(self.query_one("#branch-text", Static).render())
+        return self.text.plain
