@@ -83,6 +83,8 @@ class LeanModel:
         self.transformer: Any = None
         self.prepared_forward: Any = None
         """The lean forward over these weights, made once by the loader."""
+        self.lean_dtype: torch.dtype | None = None
+        """The dtype the lean forward's fused weights take (None: as the weights are)."""
         self._tensors: list[torch.Tensor] = []
 
     def get_output_embeddings(self) -> Linear:
@@ -202,14 +204,17 @@ def _load(directory: Path, device: str, dtype: torch.dtype
 
 def _take(raw: dict[str, torch.Tensor], model: LeanModel, dtype: torch.dtype
           ) -> Any:
-    def get(name: str, optional: bool = False) -> torch.Tensor | None:
+    def get(name: str, optional: bool = False, cast: bool = True) -> torch.Tensor | None:
+        """The tensor, in ``dtype``; with ``cast=False`` as stored (a projection the lean
+        forward copies into its fused [in, out] weights, converting it on the way)."""
         t = raw.get(name)
         if t is None:
             if optional:
                 return None
             raise KeyError(name)
-        t = t.to(dtype)
-        model._tensors.append(t)
+        if cast:
+            t = t.to(dtype)
+            model._tensors.append(t)
         return t
     return get
 
@@ -244,6 +249,7 @@ def _llama(model: LeanModel, raw: dict[str, torch.Tensor], dtype: torch.dtype,
            device: torch.device) -> None:
     cfg = model.config
     get = _take(raw, model, dtype)
+    model.lean_dtype = dtype  # the projections are converted as the lean forward fuses them
     eps = cfg.rms_norm_eps
     heads = cfg.num_attention_heads
     dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // heads
@@ -254,7 +260,8 @@ def _llama(model: LeanModel, raw: dict[str, torch.Tensor], dtype: torch.dtype,
         b = f"model.layers.{i}."
 
         def lin(name: str, b: str = b) -> Linear:
-            return Linear(get(b + name + ".weight"), get(b + name + ".bias", optional=True))
+            return Linear(get(b + name + ".weight", cast=False),
+                          get(b + name + ".bias", optional=True))
 
         layers.append(SimpleNamespace(
             input_layernorm=RMSNorm(get(b + "input_layernorm.weight"), eps),

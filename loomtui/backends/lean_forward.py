@@ -239,15 +239,17 @@ class _Llama:
         self.dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
         self.scale = self.dim ** -0.5
         self.layers = []
+        dt = getattr(model, "lean_dtype", None)  # the fast loader's projections are as stored
         for layer in m.layers:
             a, mlp = layer.self_attn, layer.mlp
             # One projection for q, k and v and one for gate and up, stored [in, out].
             self.layers.append((
-                layer.input_layernorm, _fuse_t(a.q_proj, a.k_proj, a.v_proj),
-                _fuse_bias(a.q_proj, a.k_proj, a.v_proj), _fuse_t(a.o_proj),
+                layer.input_layernorm, _fuse_t(a.q_proj, a.k_proj, a.v_proj, dtype=dt),
+                _fuse_bias(a.q_proj, a.k_proj, a.v_proj), _fuse_t(a.o_proj, dtype=dt),
                 _fuse_bias(a.o_proj), layer.post_attention_layernorm,
-                _fuse_t(mlp.gate_proj, mlp.up_proj), _fuse_bias(mlp.gate_proj, mlp.up_proj),
-                _fuse_t(mlp.down_proj), _fuse_bias(mlp.down_proj)))
+                _fuse_t(mlp.gate_proj, mlp.up_proj, dtype=dt),
+                _fuse_bias(mlp.gate_proj, mlp.up_proj), _fuse_t(mlp.down_proj, dtype=dt),
+                _fuse_bias(mlp.down_proj)))
         self.q_size = self.heads * self.dim
         self.kv_size = self.kv_heads * self.dim
         self.inter = cfg.intermediate_size
@@ -289,13 +291,18 @@ class _Llama:
 # way than against the usual [out, in]. The modules keep working on transposed views of the
 # same storage, so nothing is held twice and the transformers path sees the same numbers.
 
-def _fuse_t(*linears: Any) -> torch.Tensor:
-    """The linears' weights side by side as one [in, sum of outs] tensor; each module's
-    weight becomes a view of its columns."""
-    fused = torch.cat([lin.weight.detach() for lin in linears]).t().contiguous()
+def _fuse_t(*linears: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The linears' weights side by side as one [in, sum of outs] tensor in ``dtype`` (default:
+    theirs); each module's weight becomes a view of its columns. Each weight is copied once,
+    transposed and converted in the same pass (a concatenation, then a contiguous transpose,
+    after a conversion, took three passes: over half of SmolLM2's load)."""
+    first = linears[0].weight
+    fused = torch.empty((first.shape[1], sum(lin.weight.shape[0] for lin in linears)),
+                        dtype=dtype or first.dtype, device=first.device)
     col = 0
     for lin in linears:
         n = lin.weight.shape[0]
+        fused[:, col : col + n].copy_(lin.weight.detach().t())
         lin.weight = torch.nn.Parameter(fused[:, col : col + n].t(), requires_grad=False)
         col += n
     return fused

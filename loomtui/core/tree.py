@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
-import networkx as nx
-
 from loomtui.core.errors import TreeError
 from loomtui.core.history import History, Op, Patch
 from loomtui.core.node import Alternatives, Choices, Distribution, Node, Sampler
@@ -67,7 +65,10 @@ class Tree:
         sampler: Sampler | None = None,
         created: float | None = None,
     ) -> None:
-        self.graph = nx.DiGraph()
+        import networkx  # here: importing it takes 0.25 s, and the app's first frame waits for
+        # every import at module level (it needs no tree)
+
+        self.graph = networkx.DiGraph()
         self._nodes: dict[str, Node] = {}
         self._insert(root, None)
         self.root_id = root.id

@@ -18,7 +18,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events
 from textual.app import App
@@ -34,15 +34,17 @@ from loomtui.core.text import inline, short
 from loomtui.core.tree import Tree
 from loomtui.ui import keys
 from loomtui.ui.commands import LoomCommands
-from loomtui.ui.format import plural
+from loomtui.ui.format import one_line, plural
 from loomtui.ui.predictor_commands import PredictorCommands
 from loomtui.ui.predictors import label
 from loomtui.ui.saver import Written, write_session
 from loomtui.ui.screens.help import HelpScreen
-from loomtui.ui.screens.loom import LoomScreen, one_line
 from loomtui.ui.screens.open_file import OpenFile
 from loomtui.ui.screens.opening import OpeningScreen
 from loomtui.ui.screens.prompt import Choose, PromptScreen, confirm_quit
+
+if TYPE_CHECKING:
+    from loomtui.ui.screens.loom import LoomScreen
 
 AUTOSAVE_DELAY = 0.3
 RELEASE_DELAY = 2.0
@@ -136,9 +138,11 @@ class LoomApp(App[int]):
     # ------------------------------------------------------------------ screens
     @property
     def loom_screen(self) -> LoomScreen | None:
-        for screen in reversed(self.screen_stack):
-            if isinstance(screen, LoomScreen):
-                return screen
+        module = sys.modules.get(LOOM_SCREEN)  # not imported yet: there is no loom screen
+        if module is not None:
+            for screen in reversed(self.screen_stack):
+                if isinstance(screen, module.LoomScreen):
+                    return screen
         return None
 
     def on_mount(self) -> None:
@@ -149,11 +153,17 @@ class LoomApp(App[int]):
         if self.want_model:  # after the first frame: importing torch takes seconds
             self.call_after_refresh(self._load_model, self.loom.model if self.loom else None)
         if self.loom is not None:
-            self.push_screen(LoomScreen(self.loom))
+            self.push_screen(loom_screen_class()(self.loom))
         elif self.initial_prompt:
             self._new_session(self.initial_prompt)
         else:
             self.push_screen(PromptScreen(), self._prompt_done)
+            self.call_after_refresh(self._import_loom_screen)
+
+    def _import_loom_screen(self) -> None:
+        """Import the loom screen (0.2 s) in a worker while the prompt is typed."""
+        self.run_worker(loom_screen_class, thread=True, group="import", name="import",
+                        exit_on_error=False)
 
     def _prompt_done(self, text: str | None) -> None:
         if text is None:
@@ -183,7 +193,7 @@ class LoomApp(App[int]):
         self.conflict = False
         self.saved_revision = tree.revision
         self.saved_selected = tree.selected
-        screen = LoomScreen(tree)
+        screen = loom_screen_class()(tree)
         if old is not None:
             while self.screen is not old:
                 self.pop_screen()
@@ -629,6 +639,8 @@ class LoomApp(App[int]):
                 if "not a loomtui session" not in exc.problem:
                     raise
                 return _import_other_loom(path, exc)
+            finally:
+                loom_screen_class()  # imported here, not on the event loop when it is shown
             return tree, path, stamp, None
 
         self.run_worker(load, thread=True, exclusive=True, group="io", name="open",
@@ -699,6 +711,17 @@ def _import_other_loom(path: Path, error: SessionError
     more = f" (1 of {len(results)} trees: loomtui import writes each)" if len(results) > 1 else ""
     return tree, target, None, (f"imported {plural(len(tree), 'node')} from {path.name} "
                                 f"({first.fmt}){more}; saved as {target.name}")
+
+
+LOOM_SCREEN = "loomtui.ui.screens.loom"
+
+
+def loom_screen_class() -> type[LoomScreen]:
+    """The loom screen's class, imported on first use: it brings every widget with it
+    (0.2 s), and the first frame (the opening or the prompt screen) needs none of them."""
+    from loomtui.ui.screens.loom import LoomScreen
+
+    return LoomScreen
 
 
 def settle_heap() -> None:

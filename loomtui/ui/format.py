@@ -6,7 +6,9 @@ import math
 
 from rich.style import Style
 
+from loomtui.core.errors import LoomError
 from loomtui.core.node import Choices, Node
+from loomtui.core.text import one_line as safe_line
 
 ORIGIN_MARK = {"prompt": "»", "sampled": "s", "picked": "p", "typed": "t", "edited": "e",
                "imported": "i"}
@@ -96,3 +98,11 @@ def file_size(n: float) -> str:
             return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
         n /= 1024
     return ""
+
+
+def one_line(exc: BaseException) -> str:
+    """A user-facing one-line message for any exception (controls made visible)."""
+    if isinstance(exc, LoomError | ValueError) and str(exc):
+        return safe_line(str(exc))
+    text = safe_line(str(exc))
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

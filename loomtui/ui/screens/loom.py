@@ -36,10 +36,9 @@ from loomtui.core.errors import LoomError
 from loomtui.core.history import Patch
 from loomtui.core.node import Choices, Node, Sampler
 from loomtui.core.text import inline, short
-from loomtui.core.text import one_line as safe_line
 from loomtui.core.tree import ChildOrder, Tree
 from loomtui.ui import keys
-from loomtui.ui.format import COLOUR_MODES, plural
+from loomtui.ui.format import COLOUR_MODES, one_line, plural
 from loomtui.ui.messages import ExpandProgress, StreamState
 from loomtui.ui.navigation import History, TokenCursor, next_bookmark
 from loomtui.ui.path_cache import PathCache
@@ -65,14 +64,6 @@ TOP_K = 20
 MORE_K = 100
 """How many alternatives `+` asks the model for."""
 _LOOM_ACTIONS = {k.action for k in keys.KEYS} - keys.APP_ACTIONS
-
-
-def one_line(exc: BaseException) -> str:
-    """A user-facing one-line message for any exception (controls made visible)."""
-    if isinstance(exc, LoomError | ValueError) and str(exc):
-        return safe_line(str(exc))
-    text = safe_line(str(exc))
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class LoomScreen(Screen[None]):
