@@ -71,3 +71,53 @@ async def test_a_scroll_view_resizes_without_a_layout_unless_its_scrollbar_chang
         compat.resize_scroll_view(view, Size(30, 5))  # fits: the scrollbar goes (a layout)
         await pilot.pause()
         assert not view.show_vertical_scrollbar and view.scroll_offset.y == 0
+
+
+def test_every_work_decorator_names_its_worker():
+    """Without a description, ``@work`` builds one from ``repr()`` of every argument, on the
+    event loop: a finished expansion's Growth printed its KV tensors there (about 10 ms of
+    each streamed step's frame)."""
+    import ast
+    from pathlib import Path
+
+    import loomtui.ui
+
+    found, missing = 0, []
+    for path in Path(loomtui.ui.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "work"):
+                found += 1
+                if not any(k.arg == "description" for k in node.keywords):
+                    missing.append(f"{path.name}:{node.lineno}")
+    assert found >= 9 and not missing
+
+
+class _OwnLineTree(compat.OwnLineRefresh, Tree[str]):
+    drawn: list[int]
+
+    def render_line(self, y: int) -> Strip:
+        self.drawn.append(y)
+        return super().render_line(y)
+
+
+class _OwnLineApp(App[None]):
+    def compose(self) -> ComposeResult:
+        tree = _OwnLineTree("root")
+        tree.drawn = []
+        for i in range(12):
+            tree.root.add_leaf(f"leaf {i}")
+        tree.root.expand()
+        yield tree
+
+
+async def test_moving_the_cursor_repaints_only_the_lines_it_leaves_and_enters():
+    app = _OwnLineApp()
+    async with app.run_test(size=(40, 20)) as pilot:
+        tree = app.query_one(_OwnLineTree)
+        tree.cursor_line = 0
+        await pilot.pause()
+        tree.drawn.clear()
+        tree.cursor_line = 1  # from the root: Textual alone repaints all 13 lines
+        await pilot.pause()
+        assert sorted(set(tree.drawn)) == [0, 1]

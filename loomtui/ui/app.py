@@ -15,6 +15,7 @@ import gc
 import logging
 import os
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -52,6 +53,12 @@ RELEASE_DELAY = 2.0
 STEP_GAP = 0.002
 """Seconds a background save leaves the GIL free after each step (a step is about 1 ms)."""
 BUSY_WINDOW = 0.25
+KEYS_YIELD = 0.08
+SWITCH_INTERVAL = 0.001
+"""The GIL's switch interval while the app runs (Python's default is 5 ms)."""
+"""A model worker waits between steps until this long after the last key (see
+:meth:`LoomApp.yield_to_keys`): long enough for a key's frame, short enough that sampling
+goes on between keys held down."""
 """A background save pauses while a key was pressed within this many seconds."""
 
 
@@ -493,6 +500,14 @@ class LoomApp(App[int]):
             self.last_key = time.monotonic()
         await super().on_event(event)
 
+    def yield_to_keys(self, cancel: threading.Event | None = None) -> None:
+        """Called by a model worker between steps (its thread): while keys are being pressed,
+        wait. A key's frame needs the GIL for ~25 ms, and a sampling loop over a small model
+        holds it almost all the time: sharing it by the switch interval doubled every key."""
+        while (time.monotonic() - self.last_key < KEYS_YIELD and not self.quitting
+               and not (cancel is not None and cancel.is_set())):
+            time.sleep(0.005)
+
     def _while_busy(self) -> None:
         """Between a background save's steps (worker thread): leave the GIL free for a moment,
         and wait while keys are being pressed (the save can wait; the screen cannot). A quit
@@ -803,6 +818,9 @@ def run_app(session_path: str | None = None, *, model: str | None = None,
     # loaded took 8-13 s to give the shell back).
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    # A thread waiting for the GIL gets it after this long: a key passes the driver's input
+    # thread, then the event loop, each waiting once behind a model or save worker.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     app.run(loop=loop)
     rc = finish(app)  # every save is done by now: the app quits only after its last one
     sys.stdout.flush()

@@ -221,7 +221,8 @@ class LoomScreen(Screen[None]):
         if self.pred is not None:
             self._protect_worker(self.loom, self.pred, self.loom.selected)
 
-    @work(thread=True, group="protect", exclusive=True, exit_on_error=False)
+    @work(description="protect", thread=True, group="protect", exclusive=True,
+          exit_on_error=False)
     def _protect_worker(self, tree: Tree, pred: Any, node_id: str) -> None:
         if node_id in tree:
             pred.protect(tree, node_id)
@@ -510,7 +511,7 @@ class LoomScreen(Screen[None]):
         self.show_selection()
         self.refresh_bindings()
 
-    @work(thread=True, group="distribution", exit_on_error=False)
+    @work(description="distribution", thread=True, group="distribution", exit_on_error=False)
     def _distribution(self, tree: Tree, pred: Any, stamp: grow.Stamp, top_k: int = TOP_K
                       ) -> tuple[Any, Any]:
         with tree.lock:  # kept from an earlier switch to this predictor: no model call
@@ -549,7 +550,7 @@ class LoomScreen(Screen[None]):
         self.update_status()
         self._more(tree, pred, grow.Stamp.of(tree, nid), self.token_cursor)
 
-    @work(thread=True, group="more", exclusive=True, exit_on_error=False)
+    @work(description="more", thread=True, group="more", exclusive=True, exit_on_error=False)
     def _more(self, tree: Tree, pred: Any, stamp: grow.Stamp, at: int
               ) -> tuple[grow.Stamp, str, int, Choices]:
         top = grow.distribution_at(tree, pred, stamp.node_id, at, MORE_K).top
@@ -638,7 +639,7 @@ class LoomScreen(Screen[None]):
         if growth.cancelled:
             self.say(f"cancelled: kept {plural(len(nodes), 'partial rollout')}")
 
-    @work(thread=True, group="adopt", exit_on_error=False)
+    @work(description="adopt", thread=True, group="adopt", exit_on_error=False)
     def _adopt(self, tree: Tree, pred: Any, nodes: list[Node], growth: grow.Growth) -> None:
         """Hand the computed KV caches to the predictor (it takes its lock: not on the loop)."""
         grow.adopt(tree, pred, nodes, growth)
@@ -687,12 +688,13 @@ class LoomScreen(Screen[None]):
         self.generating = True
         self._expand(tree, pred, nid, sampler, seed, self.cancel_event, self.expanding)
 
-    @work(thread=True, exclusive=True, group="expand", exit_on_error=False)
+    @work(description="expand", thread=True, exclusive=True, group="expand", exit_on_error=False)
     def _expand(self, tree: Tree, pred: Any, node_id: str, sampler: Sampler, seed: int,
                 cancel: threading.Event, stamp: grow.Stamp) -> grow.Growth:
         texts = [""] * sampler.n
         tokens = [0] * sampler.n
         last = [0.0]
+        keys_first = self.loom_app.yield_to_keys
 
         def on_token(i: int, seg: Any) -> None:
             texts[i] = seg.text
@@ -702,6 +704,7 @@ class LoomScreen(Screen[None]):
                 last[0] = now
                 self.post_message(ExpandProgress(stamp, StreamState(list(texts),
                                                                     list(tokens))))
+            keys_first(cancel)
 
         return grow.sample(tree, pred, node_id, sampler, seed, on_token=on_token, cancel=cancel)
 
@@ -752,7 +755,7 @@ class LoomScreen(Screen[None]):
         self.update_status()
         self._pick(tree, pred, nid, tid if same_model else None, text, dist.model)
 
-    @work(thread=True, group="score", exit_on_error=False)
+    @work(description="pick", thread=True, group="score", exit_on_error=False)
     def _pick(self, tree: Tree, pred: Any, node_id: str, token_id: int | None, text: str,
               made_by: str | None) -> grow.Growth:
         if token_id is None:
@@ -788,7 +791,7 @@ class LoomScreen(Screen[None]):
         self.update_status()
         self._type(self.loom, self.pred, nid, text)
 
-    @work(thread=True, group="score", exit_on_error=False)
+    @work(description="type", thread=True, group="score", exit_on_error=False)
     def _type(self, tree: Tree, pred: Any, node_id: str, text: str) -> grow.Growth:
         return grow.score_text(tree, pred, node_id, text)
 

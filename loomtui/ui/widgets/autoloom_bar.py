@@ -88,7 +88,8 @@ class AutoloomBar(Horizontal):
         self.query_one(ProgressBar).update(total=budget, progress=made)
         self._stats()
 
-    @work(thread=True, exclusive=True, group="autoloom", exit_on_error=False)
+    @work(description="autoloom", thread=True, exclusive=True, group="autoloom",
+          exit_on_error=False)
     def _run(self, tree: Tree, pred: Any, node_id: str, plan: Plan, sampler: Sampler,
              cancel: threading.Event, on_attach: Callable[[list[str]], None]) -> Result:
         call = self.app.call_from_thread

@@ -210,7 +210,7 @@ class SearchBar(Vertical):
         self._generation += 1
         self._search(self.loom, self.input.value, self._generation)
 
-    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
+    @work(description="search", thread=True, exclusive=True, group="search", exit_on_error=False)
     def _search(self, tree: Tree, line: str, generation: int) -> _Found:
         t0 = time.perf_counter()
         revision = tree.revision

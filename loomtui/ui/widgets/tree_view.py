@@ -57,7 +57,7 @@ class Pending:
     row: int
 
 
-class LoomTree(TreeWidget[Line | Pending], inherit_bindings=False):
+class LoomTree(compat.OwnLineRefresh, TreeWidget[Line | Pending], inherit_bindings=False):
     """Outline of a :class:`~loomtui.core.tree.Tree`, updated line by line."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
