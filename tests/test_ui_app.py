@@ -480,3 +480,28 @@ async def test_new_session_asks_for_a_prompt(tmp_path):
         assert app.loom is not None and app.loom.root.text == "Once upon a time"
     data = json.loads(Path(path).read_text())
     assert data["graph"]["root"] == "0"
+
+
+async def test_the_footer_is_rebuilt_only_when_the_keys_it_shows_change():
+    from textual.widgets._footer import FooterKey
+
+    from loomtui.ui.widgets.key_footer import KeyFooter
+
+    app = LoomApp(tree=demo_tree(), autosave=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("b")  # the first edit: undo is offered from now on
+        await settle(pilot)
+        footer = screen(app).query_one(KeyFooter)
+        keys = [k.key for k in footer.query(FooterKey)]
+        assert "h" in keys and "u" in keys
+        before = footer.rebuilds
+        for key in "jkjkbb":  # moves, and edits that leave the shown keys as they were
+            await pilot.press(key)
+        await settle(pilot)
+        assert footer.rebuilds == before
+        assert [k.key for k in footer.query(FooterKey)] == keys
+        await pilot.press("left_parenthesis")  # a token cursor: esc and split are offered
+        await settle(pilot)
+        assert footer.rebuilds == before + 1
+        assert [k.key for k in footer.query(FooterKey)] != keys

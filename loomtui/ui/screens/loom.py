@@ -26,7 +26,7 @@ from textual.css.query import NoMatches
 from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from loomtui.core import grow
@@ -50,6 +50,7 @@ from loomtui.ui.widgets.branch_view import MAX_CHARS, BranchView, branch_text
 from loomtui.ui.widgets.compare_panel import ComparePanel
 from loomtui.ui.widgets.distribution_panel import DistributionPanel
 from loomtui.ui.widgets.info_bar import InfoBar, node_info
+from loomtui.ui.widgets.key_footer import KeyFooter
 from loomtui.ui.widgets.search_bar import SearchBar
 from loomtui.ui.widgets.tree_view import Line, LoomTree
 
@@ -136,7 +137,7 @@ class LoomScreen(Screen[None]):
         yield SearchBar(id="search")
         yield AutoloomBar(id="autoloom")
         yield Static("", id="status")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def tree_view(self) -> LoomTree:
