@@ -268,3 +268,46 @@ def test_fast_tokenizer_ignores_truncation_and_padding_in_its_file(tmp_path):
     text = "ROMEO: But soft, what light through yonder window breaks? It is the east."
     ids = FastTokenizer(tmp_path).encode(text, add_special_tokens=False)
     assert FastTokenizer(tmp_path).decode(ids) == text and len(ids) > 8
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_lean_cache_serves_the_next_load_without_copying(tmp_path, monkeypatch, tied):
+    """The first load writes the fused weights to the cache; the next maps them and the lean
+    forward uses them as they are, with the same logits. A broken cache file is removed and the
+    model loads from its weights; changed weights get another cache file."""
+    import os
+
+    from loomtui.backends import fast_load, lean_cache
+
+    monkeypatch.setenv("LOOMTUI_CACHE", str(tmp_path / "cache"))
+    plain = _tiny_llama(tmp_path / "m", tie_word_embeddings=tied)
+    first, _ = fast_load.load(plain, "cpu", torch.float32)
+    assert first.cache_writer is not None
+    first.cache_writer.join()
+    path = lean_cache.path_for(plain, torch.float32)
+    assert path.is_file()
+
+    mapped: list[dict[str, torch.Tensor]] = []
+    read = lean_cache.read
+    monkeypatch.setattr(lean_cache, "read", lambda *a: mapped.append(read(*a)) or mapped[-1])
+    second, _ = fast_load.load(plain, "cpu", torch.float32)
+    assert mapped[0] is not None and second.cache_writer is None
+    qkv = second.prepared_forward.layers[0][1]
+    assert qkv.data_ptr() == mapped[0]["model.layers.0.self_attn.q_proj.weight"].data_ptr()
+    x = torch.tensor([list(range(5, 45))])
+    with torch.inference_mode():
+        a = first.prepared_forward(x, None, 0)[0]
+        b = second.prepared_forward(x, None, 0)[0]
+    assert torch.equal(a, b)
+
+    path.write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{broken}")
+    third, _ = fast_load.load(plain, "cpu", torch.float32)
+    with torch.inference_mode():
+        assert torch.equal(third.prepared_forward(x, None, 0)[0], a)
+    assert third.cache_writer is not None  # the broken file was dropped and is written again
+    third.cache_writer.join()
+    assert path.stat().st_size > 1000
+
+    weights = plain / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert lean_cache.path_for(plain, torch.float32) != path

@@ -14,6 +14,7 @@ same logits.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -83,6 +84,8 @@ class LeanModel:
         self.transformer: Any = None
         self.prepared_forward: Any = None
         """The lean forward over these weights, made once by the loader."""
+        self.cache_writer: threading.Thread | None = None
+        """The thread writing this model's lean cache (see ``lean_cache``), if one is."""
         self.lean_dtype: torch.dtype | None = None
         """The dtype the lean forward's fused weights take (None: as the weights are)."""
         self._tensors: list[torch.Tensor] = []
@@ -181,6 +184,7 @@ def _load(directory: Path, device: str, dtype: torch.dtype
           ) -> tuple[LeanModel, FastTokenizer] | None:
     from safetensors.torch import load_file
 
+    from loomtui.backends import lean_cache
     from loomtui.backends.lean_forward import lean_forward
 
     cfg = _config(directory / "config.json")
@@ -193,13 +197,20 @@ def _load(directory: Path, device: str, dtype: torch.dtype
     family = _covered(cfg)
     if family is None:
         return None
-    raw = load_file(str(weights_file), device=device)
+    cacheable = family == "llama" and device == "cpu"
+    raw = lean_cache.read(directory, cfg, dtype) if cacheable else None
+    cached = raw is not None
+    if raw is None:
+        raw = load_file(str(weights_file), device=device)
     model = LeanModel(family, cfg, _config(directory / "generation_config.json"))
     (_gpt2 if family == "gpt2" else _llama)(model, raw, dtype, torch.device(device))
     model.prepared_forward = lean_forward(model)  # every key it reads is there
     if model.prepared_forward is None:
         return None
-    return model, FastTokenizer(directory)
+    tokenizer = FastTokenizer(directory)
+    if cacheable and not cached:
+        model.cache_writer = lean_cache.write_later(directory, dtype, model)
+    return model, tokenizer
 
 
 def _take(raw: dict[str, torch.Tensor], model: LeanModel, dtype: torch.dtype

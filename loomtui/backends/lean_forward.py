@@ -297,15 +297,39 @@ def _fuse_t(*linears: Any, dtype: torch.dtype | None = None) -> torch.Tensor:
     transposed and converted in the same pass (a concatenation, then a contiguous transpose,
     after a conversion, took three passes: over half of SmolLM2's load)."""
     first = linears[0].weight
-    fused = torch.empty((first.shape[1], sum(lin.weight.shape[0] for lin in linears)),
-                        dtype=dtype or first.dtype, device=first.device)
+    dtype = dtype or first.dtype
+    fused = _fused_already(linears, dtype)
+    copy = fused is None
+    if fused is None:
+        fused = torch.empty((first.shape[1], sum(lin.weight.shape[0] for lin in linears)),
+                            dtype=dtype, device=first.device)
     col = 0
     for lin in linears:
         n = lin.weight.shape[0]
-        fused[:, col : col + n].copy_(lin.weight.detach().t())
+        if copy:
+            fused[:, col : col + n].copy_(lin.weight.detach().t())
         lin.weight = torch.nn.Parameter(fused[:, col : col + n].t(), requires_grad=False)
         col += n
     return fused
+
+
+def _fused_already(linears: tuple[Any, ...], dtype: torch.dtype) -> torch.Tensor | None:
+    """The [in, sum of outs] tensor whose consecutive column blocks the linears' weights are
+    already (views into a lean cache: see ``lean_cache``), or None."""
+    cols = [lin.weight.detach().t() for lin in linears]
+    first = cols[0]
+    rows, total = first.shape[0], sum(c.shape[1] for c in cols)
+    storage = first.untyped_storage()
+    offset = first.storage_offset()
+    for c in cols:
+        if (c.dtype != dtype or c.device != first.device or c.shape[0] != rows
+                or c.stride() != (total, 1) or c.storage_offset() != offset
+                or c.untyped_storage().data_ptr() != storage.data_ptr()):
+            return None
+        offset += c.shape[1]
+    if first.storage_offset() + rows * total > storage.nbytes() // first.element_size():
+        return None
+    return first.as_strided((rows, total), (total, 1), first.storage_offset())
 
 
 def _fuse_bias(*linears: Any) -> torch.Tensor | None:
