@@ -1,4 +1,5 @@
-"""Every test gets its own recent-files list (never the user's)."""
+"""Every test gets its own recent-files list (never the user's), and loading a model writes no
+lean weight cache unless a test asks (each write is a process of its own)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 @pytest.fixture(autouse=True)
 def _own_state_dir(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("LOOMTUI_STATE", str(tmp_path_factory.mktemp("state")))
+    monkeypatch.setenv("LOOMTUI_LEAN_CACHE", "0")
 
 
 @pytest.fixture(scope="session")

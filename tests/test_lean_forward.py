@@ -272,18 +272,19 @@ def test_fast_tokenizer_ignores_truncation_and_padding_in_its_file(tmp_path):
 
 @pytest.mark.parametrize("tied", [False, True])
 def test_lean_cache_serves_the_next_load_without_copying(tmp_path, monkeypatch, tied):
-    """The first load writes the fused weights to the cache; the next maps them and the lean
-    forward uses them as they are, with the same logits. A broken cache file is removed and the
+    """The first load has another process write the fused weights to the cache; the next load
+    maps them and the lean forward uses them as they are, with the same logits. A broken cache file is removed and the
     model loads from its weights; changed weights get another cache file."""
     import os
 
     from loomtui.backends import fast_load, lean_cache
 
     monkeypatch.setenv("LOOMTUI_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LOOMTUI_LEAN_CACHE", "1")
     plain = _tiny_llama(tmp_path / "m", tie_word_embeddings=tied)
     first, _ = fast_load.load(plain, "cpu", torch.float32)
     assert first.cache_writer is not None
-    first.cache_writer.join()
+    assert first.cache_writer.wait(timeout=120) == 0
     path = lean_cache.path_for(plain, torch.float32)
     assert path.is_file()
 
@@ -305,7 +306,7 @@ def test_lean_cache_serves_the_next_load_without_copying(tmp_path, monkeypatch, 
     with torch.inference_mode():
         assert torch.equal(third.prepared_forward(x, None, 0)[0], a)
     assert third.cache_writer is not None  # the broken file was dropped and is written again
-    third.cache_writer.join()
+    assert third.cache_writer.wait(timeout=120) == 0
     assert path.stat().st_size > 1000
 
     weights = plain / "model.safetensors"

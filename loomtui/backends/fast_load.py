@@ -14,7 +14,7 @@ same logits.
 from __future__ import annotations
 
 import json
-import threading
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -84,8 +84,8 @@ class LeanModel:
         self.transformer: Any = None
         self.prepared_forward: Any = None
         """The lean forward over these weights, made once by the loader."""
-        self.cache_writer: threading.Thread | None = None
-        """The thread writing this model's lean cache (see ``lean_cache``), if one is."""
+        self.cache_writer: subprocess.Popen[bytes] | None = None
+        """The process writing this model's lean cache (see ``lean_cache``), if one is."""
         self.lean_dtype: torch.dtype | None = None
         """The dtype the lean forward's fused weights take (None: as the weights are)."""
         self._tensors: list[torch.Tensor] = []
@@ -171,16 +171,18 @@ def _covered(cfg: Config) -> str | None:
     return None
 
 
-def load(directory: Path, device: str, dtype: torch.dtype
+def load(directory: Path, device: str, dtype: torch.dtype, *, cache: bool = True
          ) -> tuple[LeanModel, FastTokenizer] | None:
-    """(model, tokenizer) for a covered model directory, or None (take the transformers path)."""
+    """(model, tokenizer) for a covered model directory, or None (take the transformers path).
+    With ``cache``, a Llama model's weights come from its lean cache when there is one, and
+    one is written (by another process) when there is not: see ``lean_cache``."""
     try:
-        return _load(directory, device, dtype)
+        return _load(directory, device, dtype, cache)
     except Exception:  # anything unexpected: transformers' path says what it is
         return None
 
 
-def _load(directory: Path, device: str, dtype: torch.dtype
+def _load(directory: Path, device: str, dtype: torch.dtype, cache: bool
           ) -> tuple[LeanModel, FastTokenizer] | None:
     from safetensors.torch import load_file
 
@@ -197,7 +199,7 @@ def _load(directory: Path, device: str, dtype: torch.dtype
     family = _covered(cfg)
     if family is None:
         return None
-    cacheable = family == "llama" and device == "cpu"
+    cacheable = cache and family == "llama" and device == "cpu"
     raw = lean_cache.read(directory, cfg, dtype) if cacheable else None
     cached = raw is not None
     if raw is None:
@@ -209,7 +211,7 @@ def _load(directory: Path, device: str, dtype: torch.dtype
         return None
     tokenizer = FastTokenizer(directory)
     if cacheable and not cached:
-        model.cache_writer = lean_cache.write_later(directory, dtype, model)
+        model.cache_writer = lean_cache.write_later(directory, dtype)
     return model, tokenizer
 
 

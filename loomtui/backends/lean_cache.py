@@ -2,19 +2,20 @@
 
 The fast loader reads the shipped bf16 weights and copies every projection into the lean
 forward's fused [in, out] layout in float32: for SmolLM2-135M about a second of its load,
-each launch. After that load, the fused tensors are written once (in a thread, atomically) to
-the cache directory; a later launch maps that file and the lean forward uses its tensors as
-they are (no copy). The file is keyed by the weights file's path, size and mtime and by the
-dtype, so a changed model is never served from a stale copy; a file that does not read back as
-expected is removed and the model loads from its own weights.
+each launch. After such a load, a process of its own writes the fused tensors once
+(atomically) to the cache directory; a later launch maps that file and the lean forward uses
+its tensors as they are (no copy). The file is keyed by the weights file's path, size and
+mtime and by the dtype, so a changed model is never served from a stale copy; a file that does
+not read back as expected is removed and the model loads from its own weights.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,9 @@ import torch
 FORMAT = 1
 """Bumped when the layout written here changes (old files are then never read)."""
 
-STALE_TEMP = 3600.0
-"""Seconds after which a half-written cache file (its process ended) is removed."""
+STALE_TEMP = 600.0
+"""Seconds after which a half-written cache file is removed (a write takes seconds; only one
+writer runs at a time, under the file's lock)."""
 
 
 def path_for(directory: Path, dtype: torch.dtype) -> Path:
@@ -95,16 +97,53 @@ def _views(data: dict[str, torch.Tensor], cfg: Any, dtype: torch.dtype
     return raw
 
 
-def write_later(directory: Path, dtype: torch.dtype, model: Any) -> threading.Thread | None:
-    """Write the cache for a model the fast loader just built, in a daemon thread (saving
-    releases the GIL: the app's keys are not held up); None when there is nothing to write."""
-    tensors = _tensors(model)
-    if tensors is None:
+def write_later(directory: Path, dtype: torch.dtype) -> subprocess.Popen[bytes] | None:
+    """Start writing the cache for a model just loaded from its own weights, in a process of
+    its own: it reloads the weights and writes the file even if the app quits at once (a
+    thread's half-written file was left behind by every quick quit), on the other core.
+    None when caching is off (``LOOMTUI_LEAN_CACHE=0``) or the process cannot start."""
+    if os.environ.get("LOOMTUI_LEAN_CACHE", "1") == "0":
         return None
-    thread = threading.Thread(target=_write, args=(directory, dtype, tensors), daemon=True,
-                              name="lean-cache")
-    thread.start()
-    return thread
+    name = str(dtype).removeprefix("torch.")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "loomtui.backends.lean_cache", str(directory), name],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)  # never the terminal's: the app's ctrl+c is not for it
+    except OSError:
+        return None
+
+
+def write(directory: Path, dtype: torch.dtype) -> bool:
+    """Load the model from its weights and write its cache (one writer at a time); whether a
+    cache file is there after."""
+    import filelock
+
+    from loomtui.backends import fast_load
+
+    path = path_for(directory, dtype)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with filelock.FileLock(str(path) + ".lock", timeout=0):
+            if path.is_file():
+                return True
+            _remove_stale(path.parent)
+            got = fast_load.load(directory, "cpu", dtype, cache=False)
+            tensors = _tensors(got[0]) if got is not None else None
+            if tensors is not None:
+                _write(path, tensors)
+    except filelock.Timeout:  # another process is writing it
+        return False
+    return path.is_file()
+
+
+def ensure(name: str, dtype: torch.dtype = torch.float32) -> bool:
+    """Write the cache for a model by name now (benchmarks: launches after the first)."""
+    from loomtui.backends.loading import convert_gguf
+    from loomtui.backends.models import resolve
+
+    spec = resolve(name)
+    return write(convert_gguf(spec) if spec.gguf_file else Path(spec.path), dtype)
 
 
 def _tensors(model: Any) -> dict[str, torch.Tensor] | None:
@@ -128,29 +167,29 @@ def _tensors(model: Any) -> dict[str, torch.Tensor] | None:
     return {k: v.detach().contiguous() for k, v in out.items()}
 
 
-def _write(directory: Path, dtype: torch.dtype, tensors: dict[str, torch.Tensor]) -> None:
+def _write(path: Path, tensors: dict[str, torch.Tensor]) -> None:
     from safetensors.torch import save_file
 
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        path = path_for(directory, dtype)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale(path.parent)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file(tensors, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    except Exception:  # a cache: the next launch loads from the weights again
-        pass
+        save_file(tensors, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _remove_stale(folder: Path) -> None:
-    for stale in folder.glob("*.tmp"):
+    """Temporary files of writers that ended midway (ours, and safetensors' own)."""
+    for stale in [*folder.glob("*.tmp"), *folder.glob(".tmp*")]:
         try:
             if time.time() - stale.stat().st_mtime > STALE_TEMP:
                 stale.unlink()
         except OSError:
             pass
+
+
+if __name__ == "__main__":  # python -m loomtui.backends.lean_cache MODEL_DIR DTYPE
+    torch.set_num_threads(1)
+    sys.exit(0 if write(Path(sys.argv[1]), getattr(torch, sys.argv[2])) else 1)

@@ -411,6 +411,9 @@ def bench_launch(runs: int = 3, model: str = "bard", nodes: int = 0) -> None:
         tree = make_tree(nodes) if nodes else demo_tree()
         session.save(tree, path)
         what = f"{nodes:,}-node session" if nodes else "example session"
+        if model == "smollm2":  # as every launch after the first: its weights are cached
+            subprocess.run([sys.executable, "-c", "import sys; from loomtui.backends import "
+                            "lean_cache; lean_cache.ensure(sys.argv[1])", model], check=True)
         firsts, shown, readies, torch_early = [], [], [], 0
         for _ in range(runs):
             out = subprocess.run([sys.executable, "-c", _LAUNCH, repr(time.time()), path, model],
