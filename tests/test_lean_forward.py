@@ -273,8 +273,9 @@ def test_fast_tokenizer_ignores_truncation_and_padding_in_its_file(tmp_path):
 @pytest.mark.parametrize("tied", [False, True])
 def test_lean_cache_serves_the_next_load_without_copying(tmp_path, monkeypatch, tied):
     """The first load has another process write the fused weights to the cache; the next load
-    maps them and the lean forward uses them as they are, with the same logits. A broken cache file is removed and the
-    model loads from its weights; changed weights get another cache file."""
+    maps them and the lean forward uses them as they are, with the same logits. A broken
+    cache file is removed and the model loads from its weights; changed weights get another
+    cache file."""
     import os
 
     from loomtui.backends import fast_load, lean_cache

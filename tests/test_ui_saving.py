@@ -50,8 +50,9 @@ def test_a_failed_encode_is_one_line(tmp_path, mode):
 
 def test_encoding_in_steps_is_the_same_bytes_and_restarts_on_a_change():
     tree = make_tree(500)
-    data, revision, _ = session.encode_in_steps(tree, step=10)
-    assert data == session.dumps(tree) and revision == tree.revision
+    chunks, revision, _ = session.encode_in_steps(tree, step=10)
+    assert b"".join(chunks) == session.dumps(tree) and revision == tree.revision
+    assert len(chunks) > 50  # written one after another, never joined into one copy
     steps = []
 
     def edit_midway() -> None:  # another thread edits the tree between two steps
@@ -59,7 +60,8 @@ def test_encoding_in_steps_is_the_same_bytes_and_restarts_on_a_change():
         if len(steps) == 3:
             tree.set_bookmark(tree.root_id, True)
 
-    data, revision, _ = session.encode_in_steps(tree, step=10, pause=edit_midway)
+    chunks, revision, _ = session.encode_in_steps(tree, step=10, pause=edit_midway)
+    data = b"".join(chunks)
     assert data == session.dumps(tree) and revision == tree.revision
     assert session.loads(data).root.bookmarked and len(steps) > 50 + 3
 
@@ -158,8 +160,8 @@ def test_an_autosave_of_a_tree_that_keeps_changing_gives_up_instead_of_one_long_
         session.encode_in_steps(tree, step=10, pause=keep_changing, restarts=2, give_up=True)
     assert len(steps) == 3 * 4  # three tries, each cut short by a change
     steps.clear()
-    data, revision, _ = session.encode_in_steps(tree, step=10, pause=keep_changing, restarts=2)
-    assert data == session.dumps(tree) and revision == tree.revision  # the last in one step
+    chunks, revision, _ = session.encode_in_steps(tree, step=10, pause=keep_changing, restarts=2)
+    assert b"".join(chunks) == session.dumps(tree) and revision == tree.revision  # one step
 
 
 async def test_a_superseded_autosave_is_tried_again(tmp_path):

@@ -33,7 +33,7 @@ for the screen)."""
 
 
 def _encode(path: Path, tree: Tree, pause: Callable[[], None] | None = None,
-            steps: bool = False, give_up: bool = False) -> tuple[bytes, int, str]:
+            steps: bool = False, give_up: bool = False) -> tuple[bytes | list[bytes], int, str]:
     try:
         if steps:
             return session.encode_in_steps(tree, pause=pause, give_up=give_up,
@@ -44,7 +44,8 @@ def _encode(path: Path, tree: Tree, pause: Callable[[], None] | None = None,
         raise SessionError(path, f"cannot save: {exc}") from None
 
 
-def _write(path: Path, data: bytes, expect: FileStamp | None, check: bool) -> FileStamp:
+def _write(path: Path, data: bytes | list[bytes], expect: FileStamp | None, check: bool
+           ) -> FileStamp:
     """Write, refusing a file changed since ``expect`` unless ``check`` is off (save as, after
     the user said to replace it)."""
     if check:

@@ -69,9 +69,10 @@ def dumps(tree: Tree) -> bytes:
         return encode(tree)
 
 
-def write_bytes(path: str | os.PathLike[str], data: bytes, *,
+def write_bytes(path: str | os.PathLike[str], data: bytes | list[bytes], *,
                 expect: FileStamp | object | None = _UNSET, backup: bool = True) -> FileStamp:
-    """Write already-encoded session bytes (see :func:`encode`): atomic, locked, and refused
+    """Write already-encoded session bytes (see :func:`encode`; or the chunks of
+    :func:`encode_in_steps`): atomic, locked, and refused
     with :class:`ConflictError` if the file is not the ``expect``-ed one any more."""
     if expect is _UNSET:
         return write_atomic(path, data, backup=backup)

@@ -167,9 +167,10 @@ def locked(path: str | os.PathLike[str], timeout: float = LOCK_TIMEOUT) -> Itera
 _UNSET: object = object()
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes, *,
+def write_atomic(path: str | os.PathLike[str], data: bytes | list[bytes], *,
                  expect: FileStamp | object | None = _UNSET, backup: bool = True) -> FileStamp:
-    """Write ``data`` as the session at ``path`` atomically, under the writer lock.
+    """Write ``data`` (bytes, or chunks written in a row) as the session at ``path``
+    atomically, under the writer lock.
 
     ``expect``: the stamp the file had when this process last read or wrote it (None: it did
     not exist); if the file is not that one any more, raise :class:`ConflictError` and write
@@ -205,7 +206,10 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, *,
         try:
             os.chmod(tmp, st.st_mode & 0o777 if st is not None else _default_mode())
             with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
+                if isinstance(data, bytes):
+                    fh.write(data)
+                else:
+                    fh.writelines(data)
                 fh.flush()
                 os.fsync(fh.fileno())
                 new = FileStamp.of_stat(os.fstat(fh.fileno()))  # a rename keeps all of it

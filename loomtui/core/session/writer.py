@@ -161,14 +161,15 @@ STEP_NODES = 32
 
 def encode_in_steps(tree: Tree, *, step: int = STEP_NODES,
                     pause: Callable[[], None] | None = None, restarts: int = 10,
-                    give_up: bool = False) -> tuple[bytes, int, str]:
-    """The bytes of :func:`encode` (and the revision and selection they hold), made ``step``
-    nodes at a time, for a saver thread beside a UI: the tree's lock is held for one step only
-    and the GIL is given up between steps (``pause`` may wait longer, while the user is busy).
-    When the tree changes between steps the encoding starts again; after ``restarts`` it is
-    made in one step, or with ``give_up`` :class:`Superseded` is raised (an autosave: the
-    change that interrupted it asks for another). Raises ValueError when a value cannot be
-    written as JSON."""
+                    give_up: bool = False) -> tuple[list[bytes], int, str]:
+    """The bytes of :func:`encode` as chunks to write in a row (joined, they were two copies
+    of the whole file: 100 ms without a break at 40,000 nodes), with the revision and
+    selection they hold. They are made ``step`` nodes at a time, for a saver thread beside a
+    UI: the tree's lock is held for one step only and the GIL is given up between steps
+    (``pause`` may wait longer, while the user is busy). When the tree changes between steps
+    the encoding starts again; after ``restarts`` it is made in one step, or with ``give_up``
+    :class:`Superseded` is raised (an autosave: the change that interrupted it asks for
+    another). Raises ValueError when a value cannot be written as JSON."""
     for attempt in range(restarts + 1):
         last = attempt == restarts
         try:
@@ -179,7 +180,7 @@ def encode_in_steps(tree: Tree, *, step: int = STEP_NODES,
 
 
 def _encode_steps(tree: Tree, step: int, pause: Callable[[], None] | None
-                  ) -> tuple[bytes, int, str]:
+                  ) -> tuple[list[bytes], int, str]:
     w = Writer()
     parts: list[bytes] = []
     edges: list[dict[str, str]] = []
@@ -214,9 +215,13 @@ def _encode_steps(tree: Tree, step: int, pause: Callable[[], None] | None
                 if tree.foreign:
                     graph["foreign"] = tree.foreign
                 break
-        data = b"".join([b'{"directed":true,"multigraph":false,"graph":', orjson.dumps(graph),
-                         b',"nodes":[', b",".join(parts), b'],"edges":', orjson.dumps(edges),
-                         b"}"])
+        chunks = [b'{"directed":true,"multigraph":false,"graph":', orjson.dumps(graph),
+                  b',"nodes":[']
+        for i, part in enumerate(parts):
+            if i:
+                chunks.append(b",")
+            chunks.append(part)
+        chunks += [b'],"edges":', orjson.dumps(edges), b"}"]
     except orjson.JSONEncodeError as exc:
         raise ValueError(str(exc)) from None
-    return data, revision, selected
+    return chunks, revision, selected
