@@ -261,3 +261,29 @@ def test_a_sparse_search_places_matches_as_the_walk_does(text):
     search_module._ORDERS.clear()
     assert search(t, Query(text), start="2").matches == [
         m for m in search(t, Query(text)).matches if "2" in t.path(m.node_id)]
+
+
+def test_a_stored_distribution_keeps_the_walk_and_updates_numeric_filters():
+    """The app stores a distribution on every selection while the model runs: the search's
+    walk of the tree (seconds at 100k nodes) is kept, only the numeric columns are redone.
+    A text edit or a new node makes a new walk."""
+    from loomtui.core import search as search_module
+
+    def ids(found):
+        return {m.node_id for m in found.matches}
+
+    tree = make_tree(300)
+    root = tree.root_id
+    assert search(tree, Query(text="a")).searched == 300
+    walk = search_module._cached(tree, root)
+    assert walk is not None
+    nid = next(n for n in tree.nodes() if n.id != root).id
+    assert nid not in ids(search(tree, Query(min_entropy=9.0)))
+    tree.set_distribution(nid, Distribution(Choices([1], ["x"], [-0.1]), 9.5, 0.9))
+    assert search_module._cached(tree, root) is walk
+    assert nid in ids(search(tree, Query(min_entropy=9.0)))
+    tree.set_bookmark(nid, True)  # a mark is not text: the walk stays
+    assert search_module._cached(tree, root) is walk
+    edited = tree.edit(nid, "something else")  # a new node beside it
+    assert search_module._cached(tree, root) is None
+    assert ids(search(tree, Query(text="something else"))) == {edited.id}

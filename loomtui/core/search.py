@@ -226,12 +226,12 @@ def search(tree: Tree, query: Query, *, start: str | None = None,
         order = _cached(tree, top)
         sparse = order is None and (pattern is not None or tests) and not (
             pattern is not None and query.context)
-        nodes, revision = (list(tree.nodes()) if sparse else []), tree.revision
+        nodes, revision = (list(tree.nodes()) if sparse else []), tree.shape_revision
     if sparse:  # the scan runs outside the lock; the few hits are placed under it
         hits = _sparse_hits(nodes, pattern, tests)
         if hits is not None:
             with tree.lock:
-                if tree.revision == revision:
+                if tree.shape_revision == revision:
                     found = _sparse(tree, query, hits, top, limit)
                     if found is not None:
                         return found
@@ -317,10 +317,13 @@ def _sparse(tree: Tree, query: Query, hits: list[tuple[Node, re.Match[str] | Non
 @dataclass(slots=True)
 class _Order:
     """A subtree in pre-order (children by creation): its nodes, their depths, and where each
-    one's segment starts in its context. Kept per tree until the tree's revision changes, so
-    a search typed letter by letter walks the tree once."""
+    one's segment starts in its context. Kept per tree until its structure or a text changes
+    (``Tree.shape_revision``), so a search typed letter by letter walks the tree once, and a
+    distribution or scores stored meanwhile (every selection, while the model runs) only drop
+    the numeric columns."""
 
     revision: int
+    """The tree's ``shape_revision`` the walk was made at."""
     top: str
     nodes: list[Node]
     depths: list[int]
@@ -334,6 +337,8 @@ class _Order:
     """The context above ``top`` (its ancestors' text)."""
     columns: dict[str, list[float | None]] = field(default_factory=dict)
     """A numeric filter's value for each node (log-probability, mean, entropy)."""
+    columns_revision: int = -1
+    """The tree's ``revision`` the columns were computed at (scores change it, not the walk)."""
 
     def column(self, name: str, value: Callable[[Node], float | None]) -> list[float | None]:
         col = self.columns.get(name)
@@ -366,7 +371,10 @@ _ORDERS: weakref.WeakKeyDictionary[Tree, _Order] = weakref.WeakKeyDictionary()
 
 def _cached(tree: Tree, top: str) -> _Order | None:
     cached = _ORDERS.get(tree)
-    if cached is not None and cached.revision == tree.revision and cached.top == top:
+    if cached is not None and cached.revision == tree.shape_revision and cached.top == top:
+        if cached.columns_revision != tree.revision:
+            cached.columns = {}  # scores or distributions changed: values, not the walk
+            cached.columns_revision = tree.revision
         return cached
     return None
 
@@ -375,6 +383,7 @@ class _Snapshot(NamedTuple):
     """What a walk needs, copied under the tree's lock (the walk itself runs without it)."""
 
     revision: int
+    columns_revision: int
     top: str
     by_id: dict[str, Node]
     kids: dict[str, list[str]]
@@ -387,12 +396,12 @@ def _snapshot(tree: Tree, top: str) -> _Snapshot:
     by_id = {n.id: n for n in tree.nodes()}
     kids = {nid: list(ch) for nid, ch in tree.graph.adjacency()}  # as networkx keeps them
     path = tree.path(top)
-    return _Snapshot(tree.revision, top, by_id, kids, len(path) - 1,
+    return _Snapshot(tree.shape_revision, tree.revision, top, by_id, kids, len(path) - 1,
                      "".join(by_id[n].text for n in path[:-1]))
 
 
 def _order(tree: Tree, top: str) -> _Order:
-    """The walk of ``top``'s subtree (kept until the tree's revision changes)."""
+    """The walk of ``top``'s subtree (kept until the tree's shape revision changes)."""
     with tree.lock:
         cached = _cached(tree, top)
         if cached is not None:
@@ -404,7 +413,8 @@ def _order(tree: Tree, top: str) -> _Order:
 def _build(tree: Tree, snap: _Snapshot) -> _Order:
     by_id, kids, top = snap.by_id, snap.kids, snap.top
     created = {nid: n.created for nid, n in by_id.items()}.__getitem__
-    order = _Order(snap.revision, top, [], [], [], above=snap.above)
+    order = _Order(snap.revision, top, [], [], [], above=snap.above,
+                   columns_revision=snap.columns_revision)
     add_node, add_depth, add_start = order.nodes.append, order.depths.append, order.starts.append
     stack = [(top, snap.depth, len(snap.above))]
     pop, push = stack.pop, stack.append

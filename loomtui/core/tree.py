@@ -83,6 +83,9 @@ class Tree:
         self.modified = self.created
         self.history = History()
         self.revision = 0
+        self.shape_revision = 0
+        """Changes with the structure and any node's text only (not with scores, marks or
+        distributions): what an index of the tree's texts depends on."""
         self.lock = threading.RLock()
         """Held while fields change (:meth:`update`) and while a session is serialised."""
         self._next_id = 0
@@ -313,7 +316,7 @@ class Tree:
         with self.lock:
             for key, value in fields.items():
                 setattr(node, key, value)
-            self._touch()
+            self._touch(reshaped="text" in fields)
         return node
 
     def set_distribution(self, node_id: str, dist: Distribution,
@@ -338,7 +341,7 @@ class Tree:
                 return False
             for key, value in fields.items():
                 setattr(node, key, value)
-            self._touch()
+            self._touch(reshaped="text" in fields)
         return True
 
     def set_bookmark(self, node_id: str, on: bool) -> None:
@@ -623,7 +626,7 @@ class Tree:
         else:
             self.graph.remove_edge(op.parent, op.node_id)
             self.graph.add_edge(op.new_parent, op.node_id)
-        self._touch()
+        self._touch(reshaped=op.kind != "set" or "text" in (op.after or {}))
 
     def _insert(self, node: Node, parent: str | None) -> None:
         self._nodes[node.id] = node
@@ -636,8 +639,10 @@ class Tree:
         with self.lock:
             self._touch()
 
-    def _touch(self) -> None:
+    def _touch(self, reshaped: bool = False) -> None:
         self.revision += 1
+        if reshaped:
+            self.shape_revision += 1
         self.modified = time.time()
 
     @classmethod
