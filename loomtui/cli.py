@@ -569,11 +569,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_open(args: argparse.Namespace) -> int:
+    host = None
+    if not args.engine and sys.stdin.isatty() and sys.stdout.isatty():
+        # First: the model process imports torch on the other core while the app starts.
+        from loomtui.backends.hosted import ModelHost
+
+        host = ModelHost.start(args.threads)
     from loomtui.ui.app import run_app
 
     return run_app(args.session, model=args.model, prompt=args.prompt, threads=args.threads,
                    device=args.device, dtype=args.dtype, sessions_dir=args.sessions_dir,
-                   engine=args.engine)
+                   engine=args.engine, host=host)
 
 
 # ------------------------------------------------------------------ search and autoloom

@@ -365,13 +365,15 @@ async def bench_search(n: int = 100_000, rounds: int = 3) -> None:
 _LAUNCH = """
 import sys, time
 t0 = float(sys.argv[1])
+from loomtui.backends.hosted import ModelHost
+host = ModelHost.start(1)  # as `loomtui open` does, before the UI is imported
 import asyncio
 from loomtui.ui.app import make_app
 from loomtui.ui import compat
 from loomtui.ui.screens.loom import LoomScreen
 
 async def main():
-    app = make_app(sys.argv[2], model=sys.argv[3], threads=1)
+    app = make_app(sys.argv[2], model=sys.argv[3], threads=1, host=host)
     first = []
     compat.hook_frames(app, lambda: first or first.append(time.time())
                        or first.append("torch" in sys.modules))
@@ -388,7 +390,7 @@ async def main():
         error = app.model_error
     if error:
         sys.exit(error)
-    print(first[0] - t0, shown - t0, ready - t0, torch_at_frame)
+    print(first[0] - t0, shown - t0, ready - t0, torch_at_frame, "torch" in sys.modules)
 
 asyncio.run(main())
 """
@@ -414,7 +416,7 @@ def bench_launch(runs: int = 3, model: str = "bard", nodes: int = 0) -> None:
         if model == "smollm2":  # as every launch after the first: its weights are cached
             subprocess.run([sys.executable, "-c", "import sys; from loomtui.backends import "
                             "lean_cache; lean_cache.ensure(sys.argv[1])", model], check=True)
-        firsts, shown, readies, torch_early = [], [], [], 0
+        firsts, shown, readies, torch_early, in_app = [], [], [], 0, 0
         for _ in range(runs):
             out = subprocess.run([sys.executable, "-c", _LAUNCH, repr(time.time()), path, model],
                                  capture_output=True, text=True,
@@ -422,7 +424,8 @@ def bench_launch(runs: int = 3, model: str = "bard", nodes: int = 0) -> None:
             if out.returncode:
                 print(f"launch ({what}, {model}) failed: {out.stderr.strip()[-300:]}")
                 return
-            first, show, ready, early = out.stdout.split()
+            first, show, ready, early, torch_here = out.stdout.split()
+            in_app += torch_here == "True"
             firsts.append(float(first))
             shown.append(float(show))
             readies.append(float(ready))
@@ -431,7 +434,8 @@ def bench_launch(runs: int = 3, model: str = "bard", nodes: int = 0) -> None:
           + f"  [torch imported before it: {torch_early}/{runs}]", flush=True)
     print(_summary(f"launch to session shown ({what})", shown), flush=True)
     print(_summary(f"launch to model ready ({model})", readies,
-                   3000 if model == "smollm2" else None), flush=True)
+                   3000 if model == "smollm2" else None)
+          + f"  [model in the app's process: {in_app}/{runs}]", flush=True)
 
 
 def main(threads: int = 1, only: str | None = None) -> int:

@@ -28,6 +28,7 @@ from loomtui.core.history import History, Op, Patch
 from loomtui.core.node import Alternatives, Choices, Distribution, Node, Sampler
 
 ChildOrder = Literal["created", "probability"]
+_T = TypeVar("_T", bound="Tree")
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -647,8 +648,9 @@ class Tree:
 
     @classmethod
     def from_parts(
-        cls, nodes: list[Node], edges: list[tuple[str, str]], root_id: str, **kwargs: Any
-    ) -> Tree:
+        cls: type[_T], nodes: list[Node], edges: list[tuple[str, str]], root_id: str,
+        **kwargs: Any
+    ) -> _T:
         """Build a tree from already-validated nodes and (parent, child) edges, in bulk."""
         by_id = {n.id: n for n in nodes}
         tree = cls(by_id[root_id], **kwargs)

@@ -28,7 +28,7 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from loomtui.core import completion, recent, session
-from loomtui.core.errors import SessionError
+from loomtui.core.errors import ModelError, SessionError
 from loomtui.core.node import Node
 from loomtui.core.session import ConflictError, FileStamp
 from loomtui.core.text import inline, short
@@ -45,6 +45,7 @@ from loomtui.ui.screens.opening import OpeningScreen
 from loomtui.ui.screens.prompt import Choose, PromptScreen, confirm_quit
 
 if TYPE_CHECKING:
+    from loomtui.backends.hosted import ModelHost
     from loomtui.ui.screens.loom import LoomScreen
 
 AUTOSAVE_DELAY = 0.3
@@ -90,8 +91,14 @@ class LoomApp(App[int]):
         autosave_delay: float = 0.0,
         open_path: str | os.PathLike[str] | None = None,
         sessions_dir: str | os.PathLike[str] | None = None,
+        host: ModelHost | None = None,
     ) -> None:
         super().__init__()
+        self.host = host
+        """The model process started before the app (``loomtui open``): the model loads
+        there. Without one it loads in this process."""
+        self.host_note: str | None = None
+        """Why the model process could not be used (said once the model is ready)."""
         self.loom: Tree | None = tree
         self.open_path: Path | None = Path(open_path) if open_path is not None else None
         """A file to open after the first frame (a big session takes seconds to read)."""
@@ -279,14 +286,33 @@ class LoomApp(App[int]):
         if spec is not None:
             from loomtui.backends.engine import connect
 
-            pred = connect(spec)
+            self._drop_host()  # an engine: the model process has nothing to do
+            engine = connect(spec)
             settle_heap()
-            return pred
+            return engine
         name = self.model_name or (
             None if parse_model_id(made_by) else trusted_session_model(made_by))
+        host = self.host
+        if host is not None:
+            try:
+                pred = host.load(name, threads=self.threads, device=self.device,
+                                 dtype=self.dtype)
+            except ModelError as exc:
+                if host.dead is None:
+                    raise  # the model failed to load: as it would have here
+                self._drop_host()
+                self.host_note = f"{one_line(exc)}; the model runs in the app instead"
+            else:
+                settle_heap()
+                return pred
         pred = load_predictor(name, threads=self.threads, device=self.device, dtype=self.dtype)
         settle_heap()
         return pred
+
+    def _drop_host(self) -> None:
+        host, self.host = self.host, None
+        if host is not None:
+            host.close()
 
     def _model_done(self, pred: Any, error: str | None) -> None:
         self.model_loading = False
@@ -305,6 +331,9 @@ class LoomApp(App[int]):
             self.report("model", error)
         elif self.loom is not None:
             self._check_model(self.loom)
+        if self.host_note is not None:
+            self.say(self.host_note, severity="warning", timeout=8)
+            self.host_note = None
         screen = self.loom_screen
         if screen is not None:
             screen.model_ready(error)
@@ -787,6 +816,7 @@ def finish(app: LoomApp) -> int:
         except Exception as exc:  # an engine's connection: nothing to lose, say it
             print(f"loomtui: note: closing {inline(str(getattr(pred, 'model_id', '?')))}: "
                   f"{one_line(exc)}", file=sys.stderr)
+    app._drop_host()  # its process ends when it reads the quit (or the socket closing)
     if rc and app.loom is not None and app.path is not None and app.dirty:
         try:
             session.save(app.loom, app.path, expect=app.file_stamp)
@@ -801,16 +831,21 @@ def finish(app: LoomApp) -> int:
 def run_app(session_path: str | None = None, *, model: str | None = None,
             prompt: str | None = None, threads: int | None = None, device: str = "auto",
             dtype: str = "float32", sessions_dir: str | None = None,
-            engine: str | None = None) -> int:
+            engine: str | None = None, host: ModelHost | None = None) -> int:
     """Start the app on a session file (or a new session); returns the exit status where it
-    cannot start, else ends the process with it (see below)."""
+    cannot start, else ends the process with it (see below). ``host``: the model process,
+    started before this module was imported (see ``cli.cmd_open``)."""
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if host is not None:
+            host.close()
         print("loomtui: error: the app needs a terminal (stdin and stdout are not one); "
               "use the commands (`loomtui --help`) in scripts", file=sys.stderr)
         return 2
     app = make_app(session_path, model=model, prompt=prompt, threads=threads, device=device,
-                   dtype=dtype, sessions_dir=sessions_dir, engine=engine)
+                   dtype=dtype, sessions_dir=sessions_dir, engine=engine, host=host)
     if isinstance(app, str):
+        if host is not None:
+            host.close()
         print(f"loomtui: error: {app}", file=sys.stderr)
         return 2
     # Our own loop: asyncio.run would wait at its end for every worker thread, and a thread
@@ -831,7 +866,8 @@ def run_app(session_path: str | None = None, *, model: str | None = None,
 def make_app(session_path: str | None = None, *, model: str | None = None,
              prompt: str | None = None, threads: int | None = None, device: str = "auto",
              dtype: str = "float32", sessions_dir: str | None = None,
-             engine: str | None = None, autosave: bool = True) -> LoomApp | str:
+             engine: str | None = None, autosave: bool = True,
+             host: ModelHost | None = None) -> LoomApp | str:
     """The app as ``loomtui open`` starts it, or a one-line error. An existing file is read
     after the first frame (a 40,000-node session takes seconds), then the model loads."""
     open_path: Path | None = None
@@ -852,4 +888,4 @@ def make_app(session_path: str | None = None, *, model: str | None = None,
     return LoomApp(path=None if open_path else path, open_path=open_path, prompt=prompt,
                    model=model, engine=engine, threads=threads, device=device, dtype=dtype,
                    load_model=True, autosave=autosave, autosave_delay=AUTOSAVE_DELAY,
-                   sessions_dir=sessions_dir)
+                   sessions_dir=sessions_dir, host=host)

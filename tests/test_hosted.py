@@ -1,0 +1,143 @@
+"""The model in a process of its own (``loomtui open``): the same numbers as in the app's
+process, streaming and cancelling across the process boundary, and one-line errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from ui_helpers import SIZE, screen, settle
+
+from loomtui.backends.hosted import ModelHost
+from loomtui.core import grow
+from loomtui.core.errors import ModelError
+from loomtui.core.node import Node, Sampler
+from loomtui.core.tree import Tree
+from loomtui.ui.app import make_app
+from loomtui.ui.demo import demo_tree
+
+
+@pytest.fixture(scope="module")
+def host():
+    host = ModelHost.start(1)
+    assert host is not None
+    yield host
+    host.close()
+
+
+@pytest.fixture(scope="module")
+def hosted(host):
+    return host.load("bard", threads=1, device="auto", dtype="float32")
+
+
+def _grow(pred) -> tuple[Tree, list[str]]:
+    tree = grow.new_tree(pred, "ROMEO:\nBut soft, what light")
+    streamed: list[int] = []
+    grow.expand(tree, pred, tree.root_id, Sampler(n=3, max_tokens=12), 7,
+                on_token=lambda i, seg: streamed.append(i))
+    kids = tree.children(tree.root_id)
+    assert streamed and set(streamed) <= {0, 1, 2}
+    grow.expand(tree, pred, kids[0], Sampler(n=2, max_tokens=8), 3)  # over the adopted KV
+    grow.type_text(tree, pred, kids[1], " and the moon")
+    return tree, kids
+
+
+def _facts(tree: Tree) -> list[tuple]:
+    return [(n.text, n.token_ids, n.token_logprobs, n.model) for n in tree.nodes()]
+
+
+def test_the_hosted_model_grows_the_tree_as_the_model_in_process_does(hosted, pred):
+    assert (hosted.model_id, hosted.context_window, hosted.vocab_size) == (
+        pred.model_id, pred.context_window, pred.vocab_size)
+    there, kids = _grow(hosted)
+    here, _ = _grow(pred)
+    assert _facts(there) == _facts(here)
+    d_there = hosted.distribution(there, kids[0])
+    d_here = pred.distribution(here, kids[0])
+    assert d_there.top.ids == d_here.top.ids
+    assert d_there.top.logprobs == d_here.top.logprobs
+    ids = hosted.tokenize("But soft, what light")
+    assert ids == pred.tokenize("But soft, what light")
+    assert hosted.decode(ids) == "But soft, what light"
+    assert [hosted.token_text(t) for t in ids] == [pred.token_text(t) for t in ids]
+
+
+def test_nodes_without_tokens_are_tokenised_and_scored_in_the_host(hosted, pred):
+    """An imported node has text only: the model tokenises and scores it where it runs, and
+    what it stores comes back onto this process's tree."""
+    def tree_with_text_only() -> Tree:
+        tree = Tree(Node(id="0", text="KING RICHARD.", origin="imported"))
+        tree.add_child("0", Node(id="1", text="\nNow is the winter", origin="imported"))
+        return tree
+
+    there, here = tree_with_text_only(), tree_with_text_only()
+    hosted.distribution(there, "1")
+    pred.distribution(here, "1")
+    for nid in ("0", "1"):
+        a, b = there.node(nid), here.node(nid)
+        assert a.token_ids is not None and a.model == "bard"
+        assert (a.token_ids, a.token_offsets, a.token_logprobs) == (
+            b.token_ids, b.token_offsets, b.token_logprobs)
+
+
+def test_cancelling_stops_the_hosted_rollouts_at_once(hosted):
+    tree = grow.new_tree(hosted, "ROMEO:")
+    cancel = threading.Event()
+    t0 = time.monotonic()
+    segs = hosted.sample(tree, tree.root_id, 2, Sampler(n=2, max_tokens=400), 1,
+                         on_token=lambda i, seg: cancel.set(), cancel=cancel)
+    assert time.monotonic() - t0 < 5
+    assert {s.finish for s in segs} == {"cancelled"}
+    assert all(len(s.token_ids) < 400 for s in segs)
+
+
+def test_errors_are_one_line_and_a_dead_host_says_so(host):
+    with pytest.raises(ModelError, match="no-such-model") as info:
+        host.load("no-such-model", threads=1, device="auto", dtype="float32")
+    assert "\n" not in str(info.value)
+    doomed = ModelHost.start(1)
+    assert doomed is not None
+    pred = doomed.load("bard", threads=1, device="auto", dtype="float32")
+    doomed.proc.kill()
+    doomed.proc.wait()
+    with pytest.raises(ModelError, match="the model process ended"):
+        for _ in range(50):  # until the reader has seen the end
+            pred.tokenize("x")
+            time.sleep(0.05)
+
+
+async def test_the_app_loads_its_model_in_the_host_and_falls_back_without_one(tmp_path):
+    from loomtui.backends.hosted import HostedPredictor
+    from loomtui.core import session
+
+    path = tmp_path / "s.json"
+    session.save(demo_tree(), path)
+    host = ModelHost.start(1)
+    app = make_app(str(path), model="bard", threads=1, host=host)
+    assert not isinstance(app, str)
+    async with app.run_test(size=SIZE) as pilot:
+        while app.model_loading or app.pred is None:
+            await pilot.pause(0.05)
+        assert isinstance(app.pred, HostedPredictor)
+        await settle(pilot)
+        before = len(app.loom)
+        await pilot.press("e")
+        while screen(app).generating or len(app.loom) == before:
+            await pilot.pause(0.05)
+        assert len(app.loom) > before
+    app._drop_host()
+    assert host.proc.wait(timeout=10) == 0  # the quit ends it
+
+    dead = ModelHost.start(1)
+    assert dead is not None
+    dead.proc.kill()
+    dead.proc.wait()
+    app = make_app(str(path), model="bard", threads=1, host=dead)
+    assert not isinstance(app, str)
+    async with app.run_test(size=SIZE) as pilot:
+        while app.model_loading or app.pred is None:
+            await pilot.pause(0.05)
+        assert not isinstance(app.pred, HostedPredictor) and app.host is None
+        await settle(pilot)
+        assert any("the model runs in the app instead" in s for s in app.said)
