@@ -141,3 +141,15 @@ async def test_the_app_loads_its_model_in_the_host_and_falls_back_without_one(tm
         assert not isinstance(app.pred, HostedPredictor) and app.host is None
         await settle(pilot)
         assert any("the model runs in the app instead" in s for s in app.said)
+
+
+def test_a_local_model_chosen_later_gets_a_process_of_its_own():
+    from loomtui.backends.hosted import HostedPredictor
+    from loomtui.ui.predictors import close, load_named
+
+    pred = load_named("bard", threads=1, hosted=True)
+    assert isinstance(pred, HostedPredictor) and pred.model_id == "bard"
+    with pytest.raises(ModelError, match="no-such-model"):
+        load_named("no-such-model", threads=1, hosted=True)
+    close(pred)
+    assert pred.host.proc.wait(timeout=10) == 0

@@ -97,6 +97,8 @@ class LoomApp(App[int]):
         self.host = host
         """The model process started before the app (``loomtui open``): the model loads
         there. Without one it loads in this process."""
+        self.hosted = host is not None
+        """Local models chosen later (``P``) also run in processes of their own."""
         self.host_note: str | None = None
         """Why the model process could not be used (said once the model is ready)."""
         self.loom: Tree | None = tree
@@ -386,7 +388,8 @@ class LoomApp(App[int]):
         from loomtui.ui.predictors import load_named
 
         _quiet()
-        return load_named(name, threads=self.threads, device=self.device, dtype=self.dtype)
+        return load_named(name, threads=self.threads, device=self.device, dtype=self.dtype,
+                          hosted=self.hosted)
 
     def _added(self, pred: Any, error: str | None) -> None:
         from loomtui.ui.predictors import close

@@ -78,10 +78,11 @@ def _engine_id(url: str, model: str) -> str:
 
 
 def load_named(name: str, *, threads: int | None = None, device: str = "auto",
-               dtype: str = "float32") -> Any:
+               dtype: str = "float32", hosted: bool = False) -> Any:
     """Load what the user typed or chose (worker thread): an engine URL (``URL#MODEL`` names
     the served model), an engine model id as nodes record it (``engine:URL#MODEL``), an engine
-    profile of the config, or a local model name or path. A one-line ModelError otherwise."""
+    profile of the config, or a local model name or path. A one-line ModelError otherwise.
+    With ``hosted`` a local model runs in a process of its own (as the first one does)."""
     from loomtui.backends.engine_config import (
         EngineSpec,
         normalize_url,
@@ -106,6 +107,17 @@ def load_named(name: str, *, threads: int | None = None, device: str = "auto",
         from loomtui.backends.engine import connect
 
         return connect(spec)
+    if hosted:
+        from loomtui.backends.hosted import ModelHost
+
+        host = ModelHost.start(threads)
+        if host is not None:
+            try:
+                return host.load(name, threads=threads, device=device, dtype=dtype)
+            except ModelError:
+                host.close()
+                if host.dead is None:
+                    raise  # the model itself failed; a process that failed: load it here
     from loomtui.backends import load_predictor
 
     return load_predictor(name, threads=threads, device=device, dtype=dtype)
