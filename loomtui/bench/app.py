@@ -413,6 +413,11 @@ def bench_launch(runs: int = 3, model: str = "bard", nodes: int = 0) -> None:
         tree = make_tree(nodes) if nodes else demo_tree()
         session.save(tree, path)
         what = f"{nodes:,}-node session" if nodes else "example session"
+        if os.environ.get("PYTHONDONTWRITEBYTECODE"):  # as scripts/open leaves it
+            import loomtui
+
+            subprocess.run([sys.executable, "-m", "compileall", "-q",
+                            os.path.dirname(loomtui.__file__)], capture_output=True)
         if model == "smollm2":  # as every launch after the first: its weights are cached
             subprocess.run([sys.executable, "-c", "import sys; from loomtui.backends import "
                             "lean_cache; lean_cache.ensure(sys.argv[1])", model], check=True)
