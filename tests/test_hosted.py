@@ -11,7 +11,7 @@ from ui_helpers import SIZE, screen, settle
 
 from loomtui.backends.hosted import ModelHost
 from loomtui.core import grow
-from loomtui.core.errors import ModelError
+from loomtui.core.errors import ModelError, TreeError
 from loomtui.core.node import Node, Sampler
 from loomtui.core.tree import Tree
 from loomtui.ui.app import make_app
@@ -129,10 +129,15 @@ async def test_the_app_loads_its_model_in_the_host_and_falls_back_without_one(tm
     app._drop_host()
     assert host.proc.wait(timeout=10) == 0  # the quit ends it
 
-    dead = ModelHost.start(1)
+    from loomtui.backends import hosted
+
+    real = hosted.child_python
+    hosted.child_python = lambda: [*real(), "-c", "raise SystemExit(3)"]  # it cannot start
+    try:
+        dead = ModelHost.start(1)
+    finally:
+        hosted.child_python = real
     assert dead is not None
-    dead.proc.kill()
-    dead.proc.wait()
     app = make_app(str(path), model="bard", threads=1, host=dead)
     assert not isinstance(app, str)
     async with app.run_test(size=SIZE) as pilot:
@@ -153,3 +158,25 @@ def test_a_local_model_chosen_later_gets_a_process_of_its_own():
         load_named("no-such-model", threads=1, hosted=True)
     close(pred)
     assert pred.host.proc.wait(timeout=10) == 0
+
+
+def test_a_failed_call_leaves_both_sides_in_step(hosted, pred):
+    """A call that fails midway (a file's token id outside the vocabulary, after an earlier
+    node was tokenised) stores nothing on either side; once the node is fixed, the next call
+    gives what the model in this process gives."""
+    def broken() -> Tree:
+        tree = Tree(Node(id="0", text="KING RICHARD.", origin="imported"))
+        tree.add_child("0", Node(id="1", text="x", origin="imported", token_ids=[99999],
+                                 token_offsets=[0], model="bard"))
+        return tree
+
+    there, here = broken(), broken()
+    for p, tree in ((hosted, there), (pred, here)):
+        with pytest.raises(TreeError, match="outside the vocabulary"):
+            p.distribution(tree, "1")
+    assert there.node("0").token_ids is None
+    for tree in (there, here):
+        tree.update("1", token_ids=[5])
+    d_there, d_here = hosted.distribution(there, "1"), pred.distribution(here, "1")
+    assert d_there.top.ids == d_here.top.ids
+    assert there.node("0").token_ids == here.node("0").token_ids is not None

@@ -313,3 +313,5 @@ def test_lean_cache_serves_the_next_load_without_copying(tmp_path, monkeypatch, 
     weights = plain / "model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     assert lean_cache.path_for(plain, torch.float32) != path
+    assert lean_cache.write(plain, torch.float32)  # the new file replaces the stale one
+    assert lean_cache.path_for(plain, torch.float32).is_file() and not path.exists()

@@ -210,7 +210,7 @@ def _load(directory: Path, device: str, dtype: torch.dtype, cache: bool
     if model.prepared_forward is None:
         return None
     tokenizer = FastTokenizer(directory)
-    if cacheable and not cached:
+    if cacheable and not cached and lean_cache.worth_writing(raw, dtype):
         model.cache_writer = lean_cache.write_later(directory, dtype)
     return model, tokenizer
 

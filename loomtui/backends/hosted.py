@@ -35,6 +35,9 @@ from loomtui.core.node import Alternatives, Node
 from loomtui.core.predictor import OnToken, Segment
 from loomtui.core.tree import Tree
 
+SEEN_MAX = 200_000
+"""Nodes remembered as sent; past this both sides forget them all and start again."""
+
 POLL = 0.02
 """How often a call waiting for its answer looks at its cancel event (seconds)."""
 
@@ -66,12 +69,13 @@ def log_path() -> Path:
 
 
 def light(node: Node) -> Node:
-    """What the host's model reads of a node: a copy without alternatives, distribution, tags
-    and notes (an empty ``Alternatives`` stands for "scored"). A node with no token ids yet is
-    sent whole: tokenising it files its old scores away (``Node.scores_kept``)."""
-    if node.token_ids is None:
-        return node
+    """A copy of what the host's model reads of a node (call under ``tree.lock``): without
+    alternatives, distribution, tags and notes (an empty ``Alternatives`` stands for
+    "scored"). A node with no token ids yet keeps its scores: tokenising it files them away
+    (``Node.scores_kept``)."""
     out = copy.copy(node)
+    if node.token_ids is None:
+        return out
     out.alternatives = Alternatives() if node.alternatives is not None else None
     out.distribution = None
     out.scores = {}
@@ -81,11 +85,31 @@ def light(node: Node) -> Node:
     return out
 
 
-def _fingerprint(node: Node) -> tuple[Any, ...]:
-    """Changes whenever a field the host's model reads changes (nodes change in place; a field
-    is always given a new value, never mutated, so identity of the lists is enough)."""
+def _fingerprint(node: Node) -> tuple[Any, ...] | None:
+    """Changes whenever a field the host's model reads changes (nodes change in place, but a
+    field is always given a new value, never mutated: the lists' identity is enough). None
+    for a node with no token ids yet: it is sent every time (its scores are read too)."""
+    if node.token_ids is None:
+        return None
     return (node.text, node.token_ids, node.model, node.token_logprobs is None,
-            node.alternatives is None, node.token_offsets, node.scores)
+            node.alternatives is None, node.token_offsets)
+
+
+def child_python() -> list[str]:
+    """The interpreter for loomtui's own subprocesses: ``-P`` keeps the working directory off
+    its import path (a ``torch.py`` there must not be imported)."""
+    return [sys.executable, "-P"]
+
+
+def child_env() -> dict[str, str]:
+    """The environment for them: where this loomtui is imported from goes on PYTHONPATH when
+    it is not an installed location (a checkout run with ``python -m loomtui.cli``)."""
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ)
+    if root.name not in ("site-packages", "dist-packages"):
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    return env
 
 
 class ModelHost:
@@ -97,9 +121,9 @@ class ModelHost:
         self._send_lock = threading.Lock()
         self._ids = itertools.count(1)
         self._waiting: dict[int, queue.Queue[tuple[str, Any]]] = {}
-        self._sync_lock = threading.Lock()
         self._seen: dict[str, tuple[Any, ...]] = {}
         self.dead: str | None = None
+
         self._reader = threading.Thread(target=self._read, name="model-host-reader",
                                          daemon=True)
         self._reader.start()
@@ -110,15 +134,12 @@ class ModelHost:
         if not enabled():
             return None
         ours, theirs = socket.socketpair()
-        root = str(Path(__file__).resolve().parents[2])  # where this loomtui is imported from
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
         try:  # its errors go to its log (see model_host.main), never to the app's terminal
             proc = subprocess.Popen(
-                [sys.executable, "-m", "loomtui.backends.model_host",
+                [*child_python(), "-m", "loomtui.backends.model_host",
                  str(theirs.fileno()), str(threads or 0)],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(),
                 start_new_session=True)  # never the terminal's: ctrl+c is the app's
         except OSError:
             ours.close()
@@ -139,7 +160,7 @@ class ModelHost:
                 box = self._waiting.get(call_id)
                 if box is not None:
                     box.put((kind, payload))
-        except (EOFError, OSError):
+        except Exception:  # the end of the connection, or a message that is not ours
             pass
         self.dead = self._ended()
         for box in list(self._waiting.values()):
@@ -155,9 +176,11 @@ class ModelHost:
                 if code not in (0, None) else "the model process ended")
 
     def request(self, kind: str, payload: Any, *, on_token: OnToken | None = None,
-                cancel: threading.Event | None = None, timeout: float | None = None) -> Any:
+                cancel: threading.Event | None = None, timeout: float | None = None,
+                prepare: Any = None) -> Any:
         """Send one request and wait for its answer (streamed tokens go to ``on_token`` on
-        this thread; ``cancel`` is passed on to the host)."""
+        this thread; ``cancel`` is passed on to the host). ``prepare(payload)`` builds the
+        payload under the send lock, so what it records as sent is sent in that order."""
         if self.dead:
             raise ModelError(self.dead)
         call_id = next(self._ids)
@@ -167,16 +190,19 @@ class ModelHost:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             try:
-                self._send((kind, call_id, payload))
+                with self._send_lock:
+                    self.conn.send((kind, call_id,
+                                    payload if prepare is None else prepare(payload)))
             except (OSError, ValueError):
                 raise ModelError(self.dead or self._ended()) from None
             while True:
+                if cancel is not None and cancel.is_set() and not cancelled:
+                    cancelled = True
+                    with contextlib.suppress(OSError, ValueError):
+                        self._send(("cancel", call_id, None))
                 try:
                     what, data = box.get(timeout=POLL)
                 except queue.Empty:
-                    if cancel is not None and cancel.is_set() and not cancelled:
-                        cancelled = True
-                        self._send(("cancel", call_id, None))
                     if deadline is not None and time.monotonic() > deadline:
                         raise ModelError(f"the model process did not answer in {timeout:g} s"
                                          ) from None
@@ -199,25 +225,36 @@ class ModelHost:
             self._waiting.pop(call_id, None)
 
     # ------------------------------------------------------------ the tree
-    def path_of(self, tree: Tree, node_id: str) -> tuple[list[str], dict[str, Node]]:
-        """The path to ``node_id`` and the nodes on it the host has not seen as they are."""
+    def sync(self, tree: Tree, node_id: str) -> tuple[list[str], dict[str, Node], bool]:
+        """The path to ``node_id``, copies of the nodes on it the host has not seen as they
+        are, and whether the host must forget every node it has (call under the send lock:
+        what is recorded as seen is sent in this order)."""
         with tree.lock:
             path = tree.path(node_id)
-            nodes = [tree.node(n) for n in path]
-            with self._sync_lock:
-                send = {}
-                for node in nodes:
-                    fp = _fingerprint(node)
-                    if self._seen.get(node.id) != fp:
-                        self._seen[node.id] = fp
-                        send[node.id] = light(node)
-        return path, send
+            reset = len(self._seen) > SEEN_MAX  # both sides start again (they only grow)
+            if reset:
+                self._seen.clear()
+            send = {}
+            for nid in path:
+                node = tree.node(nid)
+                fp = _fingerprint(node)
+                if fp is None or self._seen.get(nid) != fp:
+                    if fp is not None:
+                        self._seen[nid] = fp
+                    send[nid] = light(node)
+        return path, send, reset
 
-    def forget(self, node_ids: list[str]) -> None:
-        """The host did not take these nodes (a failed call): send them again next time."""
-        with self._sync_lock:
-            for nid in node_ids:
-                self._seen.pop(nid, None)
+    @property
+    def failed(self) -> bool:
+        """It ended on its own (it could not start, say): the model may load in the app
+        instead. One killed by a signal (out of memory while loading) is not retried there."""
+        code = self.proc.poll()
+        return self.dead is not None and code is not None and code >= 0
+
+    def forget(self, node_ids: Any) -> None:
+        """Send these nodes again next time (a call failed, or an update did not apply)."""
+        for nid in node_ids:
+            self._seen.pop(nid, None)
 
     def load(self, name: str | None, *, threads: int | None, device: str, dtype: str
              ) -> HostedPredictor:
@@ -245,16 +282,23 @@ class HostedPredictor:
 
     def _call(self, method: str, tree: Tree, node_id: str, *args: Any,
               on_token: OnToken | None = None, cancel: threading.Event | None = None) -> Any:
-        path, nodes = self.host.path_of(tree, node_id)
+        host = self.host
+        on_path: list[str] = []
+
+        def prepare(_: Any) -> tuple[Any, ...]:
+            path, nodes, reset = host.sync(tree, node_id)
+            on_path.extend(path)
+            return (method, path, nodes, args, cancel is not None, reset)
+
         try:
-            result, updates = self.host.request(
-                "call", (method, path, nodes, args, cancel is not None),
-                on_token=on_token, cancel=cancel)
+            result, updates = host.request("call", None, prepare=prepare, on_token=on_token,
+                                           cancel=cancel)
         except BaseException:
-            self.host.forget(list(nodes))
+            host.forget(on_path)  # whatever the host holds of them: sent again next time
             raise
         for nid, same, fields in updates:  # what the model stored on the path's nodes
-            tree.update_if(nid, same, **fields)
+            if not tree.update_if(nid, same, **fields):
+                host.forget([nid])  # changed here meanwhile: the host's copy is stale
         return result
 
     # ------------------------------------------------------------ the model

@@ -35,8 +35,8 @@ def path_for(directory: Path, dtype: torch.dtype) -> Path:
 
     weights = directory / "model.safetensors"
     st = weights.stat()
-    key = hashlib.sha1(f"{weights.resolve()}:{st.st_size}:{st.st_mtime_ns}:{FORMAT}".encode()
-                       ).hexdigest()[:16]
+    key = hashlib.sha1(f"{weights.resolve()}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:"
+                       f"{FORMAT}".encode()).hexdigest()[:16]
     name = str(dtype).removeprefix("torch.")
     return cache_dir() / "lean" / f"{directory.name[:40]}-{key}-{name}.safetensors"
 
@@ -97,6 +97,20 @@ def _views(data: dict[str, torch.Tensor], cfg: Any, dtype: torch.dtype
     return raw
 
 
+MAX_BYTES = 2 * 2**30
+"""Models whose weights take more than this (in the cache's dtype) are not cached: a second
+load in the writer beside the app's would risk the machine's memory, and the file its disk."""
+
+
+def worth_writing(raw: dict[str, torch.Tensor], dtype: torch.dtype) -> bool:
+    """Whether a model read from these weights gets a cache (no biases: the format has none;
+    not too big)."""
+    if any(name.endswith("_proj.bias") for name in raw):
+        return False
+    size = torch.empty((), dtype=dtype).element_size()
+    return sum(t.numel() for t in raw.values()) * size <= MAX_BYTES
+
+
 def write_later(directory: Path, dtype: torch.dtype) -> subprocess.Popen[bytes] | None:
     """Start writing the cache for a model just loaded from its own weights, in a process of
     its own: it reloads the weights and writes the file even if the app quits at once (a
@@ -104,11 +118,14 @@ def write_later(directory: Path, dtype: torch.dtype) -> subprocess.Popen[bytes] 
     None when caching is off (``LOOMTUI_LEAN_CACHE=0``) or the process cannot start."""
     if os.environ.get("LOOMTUI_LEAN_CACHE", "1") == "0":
         return None
+    from loomtui.backends.hosted import child_env, child_python
+
     name = str(dtype).removeprefix("torch.")
     try:
         return subprocess.Popen(
-            [sys.executable, "-m", "loomtui.backends.lean_cache", str(directory), name],
+            [*child_python(), "-m", "loomtui.backends.lean_cache", str(directory), name],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=child_env(),
             start_new_session=True)  # never the terminal's: the app's ctrl+c is not for it
     except OSError:
         return None
@@ -132,6 +149,10 @@ def write(directory: Path, dtype: torch.dtype) -> bool:
             tensors = _tensors(got[0]) if got is not None else None
             if tensors is not None:
                 _write(path, tensors)
+                kind = path.name.rsplit("-", 1)[-1]  # DTYPE.safetensors
+                for old in path.parent.glob(f"{directory.name[:40]}-*-{kind}"):
+                    if old != path:  # the same model's file for weights that changed since
+                        old.unlink(missing_ok=True)
     except filelock.Timeout:  # another process is writing it
         return False
     return path.is_file()

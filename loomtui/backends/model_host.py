@@ -8,7 +8,9 @@ arrives while a rollout runs.
 
 from __future__ import annotations
 
+import copy
 import itertools
+import os
 import sys
 import threading
 import time
@@ -25,8 +27,9 @@ from loomtui.core.tree import Tree
 STREAM_INTERVAL = 1 / 30
 """A rollout's progress is sent at most this often (the app draws it at that rate)."""
 
-HANDLES = 64
-"""KV caches kept for segments not yet adopted (the oldest go first)."""
+HANDLES = 1024
+"""KV caches kept for segments not yet adopted (the oldest go first): more than the most
+rollouts one expansion makes (``limits``), so none is dropped before the app adopts it."""
 
 
 class _Mirror(Tree):
@@ -107,7 +110,9 @@ class Host:
             return lambda: self.pred.token_text(payload)
         if kind != "call":
             raise ValueError(f"unknown request {kind!r}")
-        method, path, nodes, args, cancellable = payload
+        method, path, nodes, args, cancellable, reset = payload
+        if reset:
+            self.nodes.clear()
         self.nodes.update(nodes)
         tree = self._mirror(path)
         cancel = threading.Event() if cancellable else None
@@ -116,7 +121,13 @@ class Host:
         return lambda: self._call(call_id, method, tree, path[-1], args, cancel)
 
     def _mirror(self, path: list[str]) -> _Mirror:
-        nodes = [self.nodes[nid] for nid in path]
+        """A tree of copies of the path's nodes: what the predictor stores on them reaches
+        the app as updates (applied there, and sent back here when they are), never the
+        nodes kept here, so a call that fails leaves nothing the app does not have."""
+        missing = [nid for nid in path if nid not in self.nodes]
+        if missing:
+            raise LookupError(f"node {missing[0]!r:.40} was not sent (sending it again)")
+        nodes = [copy.copy(self.nodes[nid]) for nid in path]
         tree = _Mirror.from_parts(nodes, list(itertools.pairwise(path)), path[0])
         assert isinstance(tree, _Mirror)
         tree.updates = []
@@ -175,8 +186,6 @@ class Host:
 
 def _log_to_file() -> None:
     """Send this process's stderr (warnings, a crash's traceback) to its log file."""
-    import os
-
     from loomtui.backends.hosted import log_path
 
     try:
@@ -197,11 +206,13 @@ def main(argv: list[str]) -> int:
     if threads:
         torch.set_num_threads(threads)
     conn = Connection(int(argv[1]))
-    try:
-        Host(conn, threads).serve()
-    finally:
-        conn.close()
-    return 0
+    host = Host(conn, threads)
+    host.serve()
+    # The app quit or ended: stop now, whatever is running (a load, a rollout) has no one to
+    # answer and holds the model's memory.
+    for event in list(host.cancels.values()):
+        event.set()
+    os._exit(0)
 
 
 if __name__ == "__main__":

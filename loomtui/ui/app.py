@@ -300,8 +300,8 @@ class LoomApp(App[int]):
                 pred = host.load(name, threads=self.threads, device=self.device,
                                  dtype=self.dtype)
             except ModelError as exc:
-                if host.dead is None:
-                    raise  # the model failed to load: as it would have here
+                if not host.failed:
+                    raise  # the model failed to load (or killed its process): no retry here
                 self._drop_host()
                 self.host_note = f"{one_line(exc)}; the model runs in the app instead"
             else:
@@ -534,8 +534,10 @@ class LoomApp(App[int]):
 
     def yield_to_keys(self, cancel: threading.Event | None = None) -> None:
         """Called by a model worker between steps (its thread): while keys are being pressed,
-        wait. A key's frame needs the GIL for ~25 ms, and a sampling loop over a small model
-        holds it almost all the time: sharing it by the switch interval doubled every key."""
+        wait (keys first: a key held down pauses a model running in this process). A key's
+        frame needs the GIL for ~25 ms, and a sampling loop over a small model holds it almost
+        all the time: sharing it by the switch interval doubled every key. A model in its own
+        process goes on; only the drawing of its rows waits."""
         while (time.monotonic() - self.last_key < KEYS_YIELD and not self.quitting
                and not (cancel is not None and cancel.is_set())):
             time.sleep(0.005)

@@ -116,7 +116,7 @@ def load_named(name: str, *, threads: int | None = None, device: str = "auto",
                 return host.load(name, threads=threads, device=device, dtype=dtype)
             except ModelError:
                 host.close()
-                if host.dead is None:
+                if not host.failed:
                     raise  # the model itself failed; a process that failed: load it here
     from loomtui.backends import load_predictor
 

@@ -70,7 +70,7 @@ class TokenList(ScrollView, can_focus=True):
         self.highlighted = 0
         size = Size(0, len(rows))  # rows are cut at the panel's width, never scrolled across
         compat.resize_scroll_view(self, size)
-        self.scroll_to(y=0, animate=False)
+        self.scroll_to(y=0, animate=False, immediate=True)
         self.refresh()
 
     def plain(self) -> list[str]:
