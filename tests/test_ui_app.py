@@ -506,18 +506,3 @@ async def test_the_footer_is_rebuilt_only_when_the_keys_it_shows_change():
         assert footer.rebuilds == before + 1
         assert [k.key for k in footer.query(FooterKey)] != keys
 
-
-async def test_the_branch_is_wrapped_to_the_width_left_by_its_scrollbar():
-    tree = demo_tree()
-    long = " word" * 1500
-    tree.update("4", text=long, token_offsets=list(range(0, len(long), 5)),
-                token_ids=[7] * 1500, token_logprobs=[-1.0] * 1500, alternatives=None)
-    app = LoomApp(tree=tree, autosave=False)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        branch = screen(app).branch
-        assert branch.show_vertical_scrollbar
-        width = branch.scrollable_content_region.width
-        assert max(line.cell_length for line in branch._lines) <= width
-        assert sum(len(line.plain) for line in branch._lines) >= len(branch.text.plain) - len(
-            branch._lines)  # no text lost at the edge (only the spaces lines wrap at)

@@ -336,6 +336,10 @@ async def test_token_cursor_scrolls_into_view():
         await pilot.pause()
         branch = screen(app).branch
         assert branch.scroll_offset.y > 0  # the end of the branch is shown
+        # wrapped to the width its scrollbar leaves (a stable gutter), no text cut at the edge
+        assert branch.show_vertical_scrollbar
+        assert max(line.cell_length for line in branch._lines) <= (
+            branch.scrollable_content_region.width)
         await pilot.press("left_parenthesis")  # the first token of the node
         await pilot.pause()
         await pilot.pause()
