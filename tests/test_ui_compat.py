@@ -121,3 +121,22 @@ async def test_moving_the_cursor_repaints_only_the_lines_it_leaves_and_enters():
         tree.cursor_line = 1  # from the root: Textual alone repaints all 13 lines
         await pilot.pause()
         assert sorted(set(tree.drawn)) == [0, 1]
+
+
+async def test_new_outline_rows_repaint_the_tree_without_laying_the_screen_out():
+    from ui_helpers import SIZE, settle
+
+    from loomtui.ui.app import LoomApp
+    from loomtui.ui.demo import demo_tree
+
+    app = LoomApp(tree=demo_tree(), autosave=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        view = app.loom_screen.tree_view
+        before, layouts = view.virtual_size.height, view._layout_updates
+        view.show_pending(app.loom.selected, 3)  # an expansion's rows appear
+        compat.lay_out_lines(view)
+        assert view.virtual_size.height == before + 3
+        assert view._layout_updates == layouts  # only the tree repaints
+        await pilot.pause()
+        assert len(view.pending_labels()) == 3

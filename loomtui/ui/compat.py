@@ -53,6 +53,12 @@ def resize_scroll_view(view: ScrollView, size: Size) -> None:
     view.refresh()
 
 
+def scroll_update(view: Widget, size: Size) -> None:
+    """Tell a view's scrollbars its new virtual size (what a layout would do) and repaint."""
+    view._scroll_update(size)
+    view.refresh()
+
+
 class OwnLineRefresh:
     """For a Textual ``Tree`` whose selected guides look like the others (the app's CSS): when
     the cursor or the mouse moves, repaint the node's own line only. Textual repaints every
@@ -64,6 +70,15 @@ class OwnLineRefresh:
         line = node._line
         if line != -1:
             self._refresh_line(line)  # type: ignore[attr-defined]
+
+    def _invalidate(self) -> None:
+        """Textual's, without laying the whole screen out: adding, removing or expanding
+        nodes changes the tree's lines, not its region. Its new line count arrives as a
+        virtual size, which the tree handles (see ``LoomTree.watch_virtual_size``)."""
+        self._clear_line_cache()  # type: ignore[attr-defined]
+        self._updates += 1  # type: ignore[attr-defined]
+        self.root._reset()  # type: ignore[attr-defined]
+        self.refresh()  # type: ignore[attr-defined]
 
 
 def notifications(app: App[Any]) -> list[Any]:
