@@ -256,6 +256,19 @@ class ModelHost:
         for nid in node_ids:
             self._seen.pop(nid, None)
 
+    def load_or_none(self, name: str | None, *, threads: int | None, device: str, dtype: str
+                     ) -> HostedPredictor | None:
+        """:meth:`load`, or None (the host closed) when the process failed on its own: the
+        caller loads the model in its own process then. A model that failed to load, or a
+        host killed while loading (out of memory, say), raises ModelError."""
+        try:
+            return self.load(name, threads=threads, device=device, dtype=dtype)
+        except ModelError:
+            if not self.failed:
+                raise
+        self.close()
+        return None
+
     def load(self, name: str | None, *, threads: int | None, device: str, dtype: str
              ) -> HostedPredictor:
         info = self.request("load", (name, threads, device, dtype), timeout=LOAD_TIMEOUT)

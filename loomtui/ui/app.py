@@ -28,7 +28,7 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from loomtui.core import completion, recent, session
-from loomtui.core.errors import ModelError, SessionError
+from loomtui.core.errors import SessionError
 from loomtui.core.node import Node
 from loomtui.core.session import ConflictError, FileStamp
 from loomtui.core.text import inline, short
@@ -296,17 +296,13 @@ class LoomApp(App[int]):
             None if parse_model_id(made_by) else trusted_session_model(made_by))
         host = self.host
         if host is not None:
-            try:
-                pred = host.load(name, threads=self.threads, device=self.device,
-                                 dtype=self.dtype)
-            except ModelError as exc:
-                if not host.failed:
-                    raise  # the model failed to load (or killed its process): no retry here
-                self._drop_host()
-                self.host_note = f"{one_line(exc)}; the model runs in the app instead"
-            else:
+            hosted = host.load_or_none(name, threads=self.threads, device=self.device,
+                                       dtype=self.dtype)
+            if hosted is not None:
                 settle_heap()
-                return pred
+                return hosted
+            self.host = None
+            self.host_note = f"{host.dead}; the model runs in the app instead"
         pred = load_predictor(name, threads=self.threads, device=self.device, dtype=self.dtype)
         settle_heap()
         return pred

@@ -49,8 +49,7 @@ def resize_scroll_view(view: ScrollView, size: Size) -> None:
         view.virtual_size = size
         return
     view.set_reactive(Widget.virtual_size, size)
-    view._scroll_update(size)
-    view.refresh()
+    scroll_update(view, size)
 
 
 def scroll_update(view: Widget, size: Size) -> None:

@@ -113,11 +113,12 @@ def load_named(name: str, *, threads: int | None = None, device: str = "auto",
         host = ModelHost.start(threads)
         if host is not None:
             try:
-                return host.load(name, threads=threads, device=device, dtype=dtype)
+                pred = host.load_or_none(name, threads=threads, device=device, dtype=dtype)
             except ModelError:
-                host.close()
-                if not host.failed:
-                    raise  # the model itself failed; a process that failed: load it here
+                host.close()  # nothing else will use it
+                raise
+            if pred is not None:
+                return pred
     from loomtui.backends import load_predictor
 
     return load_predictor(name, threads=threads, device=device, dtype=dtype)
