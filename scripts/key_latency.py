@@ -61,10 +61,13 @@ def main(argv: list[str]) -> int:
         drain(0)
         t0 = time.perf_counter()
         send(key)
+        seen = b""  # tmux may split one repaint, even the word, over %output lines
         while time.perf_counter() - t0 < 5:
             for line in lines(0.5):
-                if line.startswith(b"%output") and b"depth" in line:
-                    return (time.perf_counter() - t0) * 1000
+                if line.startswith(b"%output ") and line.count(b" ") >= 2:
+                    seen += line.split(b" ", 2)[2]
+                    if b"depth" in seen:
+                        return (time.perf_counter() - t0) * 1000
         return 5000.0
 
     drain()

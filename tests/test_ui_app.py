@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input, TextArea
-from ui_helpers import SIZE, screen, settle
+from ui_helpers import SIZE, repainted_whole, screen, screen_rows, settle
 
 from loomtui.bench.synthetic import make_tree
 from loomtui.core import session
@@ -482,6 +482,24 @@ async def test_new_session_asks_for_a_prompt(tmp_path):
     assert data["graph"]["root"] == "0"
 
 
+async def test_what_a_key_repaints_in_part_is_what_a_whole_repaint_shows():
+    """The branch, the ranked rows and the status repaint only the rows that changed: after
+    each key the screen must match a repaint of everything from scratch."""
+    app = LoomApp(tree=demo_tree(), autosave=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = screen_rows(app)
+        assert any("ROMEO:" in row for row in first)  # the branch panel is drawn
+        assert first == await repainted_whole(pilot)
+        for key in ["l", "j", "j", "k", "l", "h", "h", "G", "left_parenthesis",
+                    "right_curly_bracket", "right_square_bracket", "escape", "v", "o", "b",
+                    "shift+up", "shift+down", "g", "u", "tab", "down", "tab", "k"]:
+            await pilot.press(key)
+            await settle(pilot)
+            shown = screen_rows(app)
+            assert shown == await repainted_whole(pilot), key
+
+
 async def test_the_footer_is_rebuilt_only_when_the_keys_it_shows_change():
     from textual.widgets._footer import FooterKey
 
@@ -501,8 +519,14 @@ async def test_the_footer_is_rebuilt_only_when_the_keys_it_shows_change():
         await settle(pilot)
         assert footer.rebuilds == before
         assert [k.key for k in footer.query(FooterKey)] == keys
-        await pilot.press("left_parenthesis")  # a token cursor: esc and split are offered
+        widgets = list(footer.query(FooterKey))
+        esc = next(k for k in widgets if k.key == "escape")
+        assert esc.has_class("-disabled")  # shown, dimmed: nothing to cancel
+        await pilot.press("left_parenthesis")  # a token cursor: esc is offered, in place
         await settle(pilot)
-        assert footer.rebuilds == before + 1
-        assert [k.key for k in footer.query(FooterKey)] != keys
+        assert footer.rebuilds == before and list(footer.query(FooterKey)) == widgets
+        assert not esc.has_class("-disabled")
+        await pilot.press("escape")
+        await settle(pilot)
+        assert footer.rebuilds == before and esc.has_class("-disabled")
 

@@ -3,11 +3,14 @@ behaves as the app needs. A Textual upgrade that changes one fails here, loudly.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import App, ComposeResult
+from textual.binding import BindingType
 from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
-from textual.widgets import Tree
+from textual.widgets import Footer, Tree
 
 from loomtui.ui import compat
 
@@ -71,6 +74,32 @@ async def test_a_scroll_view_resizes_without_a_layout_unless_its_scrollbar_chang
         compat.resize_scroll_view(view, Size(30, 5))  # fits: the scrollbar goes (a layout)
         await pilot.pause()
         assert not view.show_vertical_scrollbar and view.scroll_offset.y == 0
+
+
+class _FooterApp(App[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [("x", "go", "Go"), ("y", "stop", "Stop")]
+
+    def compose(self) -> ComposeResult:
+        yield Footer()
+
+
+async def test_a_footer_key_is_dimmed_in_place_without_a_layout():
+    from textual.widgets._footer import FooterKey
+
+    app = _FooterApp()
+    async with app.run_test(size=(40, 5)) as pilot:
+        footer = app.query_one(Footer)
+        await pilot.pause()
+        keys = {k.action: k for k in footer.query(FooterKey)}
+        assert set(keys) >= {"go", "stop"}
+        assert not compat.set_footer_keys_enabled(footer, {"go": False, "nosuch": True})
+        assert not keys["go"].has_class("-disabled")  # nothing changed
+        assert compat.set_footer_keys_enabled(footer, {"go": False})
+        assert keys["go"].has_class("-disabled") and keys["go"]._disabled
+        await pilot.pause()
+        assert not app.screen._layout_required
+        assert compat.set_footer_keys_enabled(footer, {"go": True})
+        assert not keys["go"].has_class("-disabled")
 
 
 def test_every_work_decorator_names_its_worker():

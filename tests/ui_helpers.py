@@ -35,3 +35,25 @@ async def settle_tolerant(pilot, rounds: int = 3) -> None:
         with contextlib.suppress(WorkerFailed):
             await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+
+
+def screen_rows(app: LoomApp) -> list[str]:
+    """The screen as text, row by row, as the app would paint it now (from the widgets'
+    cached lines: a row a partial repaint missed shows here as it was)."""
+    import html
+    import re
+
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for m in re.finditer(r'<text class="[^"]*" x="([0-9.]+)" y="([0-9.]+)"[^>]*>(.*?)</text>',
+                         app.export_screenshot()):
+        rows.setdefault(float(m.group(2)), []).append(
+            (float(m.group(1)), html.unescape(m.group(3)).replace("\xa0", " ")))
+    return ["".join(t for _, t in sorted(row)).rstrip() for _, row in sorted(rows.items())]
+
+
+async def repainted_whole(pilot) -> list[str]:
+    """:func:`screen_rows` after every widget is repainted from scratch."""
+    for widget in pilot.app.screen.walk_children():
+        widget.refresh()
+    await pilot.pause()
+    return screen_rows(pilot.app)

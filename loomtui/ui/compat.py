@@ -2,8 +2,9 @@
 still exists, so a Textual upgrade that moves one fails loudly there, not deep in the app).
 
 Textual has no public way to reorder a tree node's children in place, to lay out a tree's
-lines on demand, to list the notifications shown, or to observe frames and inject keys the way
-a terminal would (which the app benchmark needs to time a keypress to its repaint).
+lines on demand, to dim a footer key in place, to list the notifications shown, or to observe
+frames and inject keys the way a terminal would (which the app benchmark needs to time a
+keypress to its repaint).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from textual.app import App
-from textual.geometry import Size
+from textual.content import Content
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.widget import Widget
 from textual.widgets import Tree
@@ -36,26 +38,46 @@ def invalidate(tree: Tree[Any]) -> None:
     tree._invalidate()
 
 
-def resize_scroll_view(view: ScrollView, size: Size) -> None:
+def resize_scroll_view(view: ScrollView, size: Size) -> bool:
     """Give a line-API scroll view a new virtual size without laying the screen out again:
     its region does not depend on it (only its scrollbars do), unless a scrollbar appears or
-    goes, which changes its content width (then the normal route, a layout, is taken)."""
+    goes, which changes its content width (then the normal route, a layout, is taken).
+    Returns whether the view will be laid out (and so repainted whole); if not, the caller
+    repaints what changed."""
     old = view.virtual_size
     if old == size:
-        return
+        return False
     height, width = view.scrollable_content_region.height, view.size.width
     if old.width > width or size.width > width or (old.height > height) != (
             size.height > height):
         view.virtual_size = size
-        return
+        return True
     view.set_reactive(Widget.virtual_size, size)
-    scroll_update(view, size)
+    scroll_update(view, size, repaint=False)
+    return False
 
 
-def scroll_update(view: Widget, size: Size) -> None:
-    """Tell a view's scrollbars its new virtual size (what a layout would do) and repaint."""
+def set_border_subtitle(widget: Widget, subtitle: Content) -> None:
+    """Set a widget's border subtitle, repainting its bottom border row only (Textual's
+    setter repaints the whole widget, which defeats repainting only the rows that changed)."""
+    new = widget.render_str(subtitle).expand_tabs(4).split()[0]
+    old = widget._border_subtitle
+    if old is not None and old.plain == new.plain and old.spans == new.spans:
+        return
+    widget._border_subtitle = new
+    region, offset = widget.region, widget.content_offset
+    if not region:
+        widget.refresh()
+        return
+    widget.refresh(Region(-offset.x, region.height - 1 - offset.y, region.width, 1))
+
+
+def scroll_update(view: Widget, size: Size, *, repaint: bool = True) -> None:
+    """Tell a view's scrollbars its new virtual size (what a layout would do); the scrollbars
+    repaint themselves, and the view too unless ``repaint`` is False."""
     view._scroll_update(size)
-    view.refresh()
+    if repaint:
+        view.refresh()
 
 
 class OwnLineRefresh:
@@ -78,6 +100,20 @@ class OwnLineRefresh:
         self._updates += 1  # type: ignore[attr-defined]
         self.root._reset()  # type: ignore[attr-defined]
         self.refresh()  # type: ignore[attr-defined]
+
+
+def set_footer_keys_enabled(footer: Widget, enabled: dict[str, bool]) -> bool:
+    """Dim or light a footer's keys in place (``enabled`` maps an action to its new state);
+    returns False, changing nothing, unless each of those actions has a key shown."""
+    from textual.widgets._footer import FooterKey
+
+    keys = [k for k in footer.query(FooterKey) if k.action in enabled]
+    if {k.action for k in keys} != set(enabled):
+        return False
+    for k in keys:
+        k._disabled = not enabled[k.action]
+        k.set_class(k._disabled, "-disabled")
+    return True
 
 
 def notifications(app: App[Any]) -> list[Any]:

@@ -41,7 +41,7 @@ KEYS: list[Key] = [
     # navigation
     Key("Navigate", "h,left", "parent", "Parent", "Select the parent node", True),
     Key("Navigate", "l,right", "first_child", "Child", "Select the first child", True),
-    Key("Navigate", "j", "next_sibling", "Next sibling", "Select the next sibling", True),
+    Key("Navigate", "j", "next_sibling", "Sibling", "Select the next sibling", True),
     Key("Navigate", "k", "previous_sibling", "Prev sibling", "Select the previous sibling"),
     Key("Navigate", "g", "root", "Root", "Select the root (the prompt)"),
     Key("Navigate", "G", "branch_end", "Branch end", "Follow first children down to a leaf"),

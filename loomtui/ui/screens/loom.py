@@ -87,6 +87,7 @@ class LoomScreen(Screen[None]):
         self.expanding: grow.Stamp | None = None
         """The stamp of the expansion running (its progress messages carry it)."""
         self.cancel_event: threading.Event | None = None
+        self._status_text = ""
         self.dist_pending: grow.Stamp | None = None
         """The context whose distribution a worker is computing (not asked twice)."""
         self.queued: list[tuple[str, Callable[[], None]]] = []
@@ -297,17 +298,22 @@ class LoomScreen(Screen[None]):
         bits.append(f"{plural(len(self.loom), 'node')} · {self.order} · {self.colour}")
         if self.token_cursor is not None:
             bits.append(f"token {self.token_cursor}")
+        text = inline("  │  ".join(bits))
+        if text == self._status_text:
+            return  # unchanged: no repaint (most keys)
         try:
             status = self.query_one("#status", Static)
         except NoMatches:  # the screen is being taken down (a late worker message)
             return
-        status.update(Content(inline("  │  ".join(bits))), layout=False)
+        self._status_text = text
+        status.update(Content(text), layout=False)
 
     # ------------------------------------------------------------------ changes
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "cancel":
-            return (self.generating or self.token_cursor is not None or bool(self.queued)
-                    or self.autolooming or self.search_bar.active)
+        if action == "cancel":  # always shown (dimmed when idle): no footer rebuild per run
+            return True if (self.generating or self.token_cursor is not None
+                            or bool(self.queued) or self.autolooming
+                            or self.search_bar.active) else None
         if action == "undo":
             return True if self.loom.can_undo else None
         if action == "redo":

@@ -19,6 +19,7 @@ from loomtui.core.tree import Tree
 from loomtui.ui import compat
 from loomtui.ui.format import plural, token_style
 from loomtui.ui.path_cache import PathCache
+from loomtui.ui.widgets.rows import changed_rows, refresh_rows
 
 MAX_CHARS = 2400
 """Only the last this-many characters of a branch are drawn (selection stays fast)."""
@@ -162,6 +163,10 @@ class _PathDecoder:
         return [terminal_safe(p) for p in pieces]
 
 
+def _same_line(a: Content, b: Content) -> bool:
+    return a.plain == b.plain and a.spans == b.spans
+
+
 @lru_cache(maxsize=512)
 def _textual_style(style: Style | None) -> TStyle | None:
     return None if style is None else TStyle.from_rich_style(style)
@@ -202,20 +207,28 @@ class BranchView(ScrollView, can_focus=False):
         self._frame: tuple[Offset, int, Style] = (Offset(), 0, Style())
 
     def show(self, text: Content, summary: str, cursor_at: int | None = None) -> None:
-        """Show the branch; scrolled to its end, or to the token cursor at ``cursor_at``."""
-        self.border_subtitle = Content(summary)
+        """Show the branch; scrolled to its end, or to the token cursor at ``cursor_at``.
+        Only the rows that changed are repainted (a sibling's branch shares its start, and a
+        short branch leaves most rows blank)."""
+        compat.set_border_subtitle(self, Content(summary))
+        old, top, width = self._lines, self.scroll_offset.y, self._width
         self.text, self.cursor_at = text, cursor_at
-        self._wrap()
+        laid_out = self._wrap()
         self._scroll_into_view()
-        self.refresh()
+        if laid_out or width != self._width or top != self.scroll_offset.y:
+            self.refresh()
+            return
+        refresh_rows(self, changed_rows(old, self._lines, top,
+                                        self.scrollable_content_region.height, _same_line))
 
-    def _wrap(self) -> None:
+    def _wrap(self) -> bool:
+        """Wrap the text at the panel's width; returns whether that lays the panel out."""
         width = self.scrollable_content_region.width
         self._width = width
         self._lines = self.text.wrap(width) if width > 0 and self.text else []
         self._strips.clear()
         size = Size(width, len(self._lines))
-        compat.resize_scroll_view(self, size)
+        return compat.resize_scroll_view(self, size)
 
     def _scroll_into_view(self, again: bool = True) -> None:
         height = self.scrollable_content_region.height
@@ -238,9 +251,13 @@ class BranchView(ScrollView, can_focus=False):
         if self.scrollable_content_region.width != self._width:
             self._wrap()
             self._scroll_into_view()
+            self.refresh()
 
     def render_lines(self, crop: Region) -> list[Strip]:
-        self._frame = (self.scroll_offset, self.size.width, self.rich_style)  # once per frame
+        base = self.rich_style
+        if base != self._frame[2]:
+            self._strips.clear()  # a new theme: the cached lines have the old colours
+        self._frame = (self.scroll_offset, self.size.width, base)  # once per frame
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:

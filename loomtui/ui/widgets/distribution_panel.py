@@ -24,6 +24,7 @@ from loomtui.core.text import inline, short, terminal_safe, visible
 from loomtui.ui import compat
 from loomtui.ui.format import bar, percent
 from loomtui.ui.predictors import name_of
+from loomtui.ui.widgets.rows import changed_rows, refresh_rows
 
 BAR_WIDTH = 10
 TOKEN_WIDTH = 12
@@ -66,12 +67,19 @@ class TokenList(ScrollView, can_focus=True):
         self._frame: tuple[Offset, int, Style, bool] = (Offset(), 0, Style(), False)
 
     def set_rows(self, rows: list[Row]) -> None:
+        """Show these rows from the top, repainting only those that changed."""
+        old, top, highlighted = self.rows, self.scroll_offset.y, self.highlighted
         self.rows = rows
         self.highlighted = 0
         size = Size(0, len(rows))  # rows are cut at the panel's width, never scrolled across
-        compat.resize_scroll_view(self, size)
+        laid_out = compat.resize_scroll_view(self, size)
         self.scroll_to(y=0, animate=False, immediate=True)
-        self.refresh()
+        if laid_out or top != 0:
+            self.refresh()
+            return
+        changed = changed_rows(old, rows, 0, self.scrollable_content_region.height,
+                               lambda a, b: a == b)
+        refresh_rows(self, [*changed, highlighted, 0] if self.has_focus else changed)
 
     def plain(self) -> list[str]:
         return ["".join(text for text, _ in row) for row in self.rows]
