@@ -1,12 +1,13 @@
 """Key-to-repaint latency in a real terminal: a loomtui app running in a tmux pane.
 
     tmux -L lat new-session -d -s b -x 140 -y 40 "loomtui open SESSION --model bard"
-    python scripts/key_latency.py lat b rest|autosave|model [ROUNDS]
+    python scripts/key_latency.py lat b rest|autosave|model [ROUNDS] [KEYS]
 
 It attaches a tmux control-mode client (no polling, no process per sample, so the measuring
 adds almost nothing) and times each key from being sent to the first output carrying the
 info bar's " · depth " text (the info bar is redrawn on every selection, and only then).
-The keys are l j j k k h (start on a node with children and siblings). Modes:
+The keys are l j j k k h (start on a node with children and siblings), or KEYS (``hhhlll`` at
+the end of a chain). Modes:
 
 * ``rest``: the keys alone;
 * ``autosave``: a bookmark toggle (a change: autosave starts 0.3 s later), then the keys, while
@@ -35,6 +36,7 @@ def main(argv: list[str]) -> int:
         return 2
     sock, target, mode = argv[1], argv[2], argv[3]
     rounds = int(argv[4]) if len(argv) > 4 else 4
+    keys = argv[5] if len(argv) > 5 else KEYS
     client = subprocess.Popen(["tmux", "-L", sock, "-C", "attach", "-t", target],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
     assert client.stdin is not None and client.stdout is not None
@@ -81,7 +83,7 @@ def main(argv: list[str]) -> int:
         elif mode == "autosave":
             send("b")
             time.sleep(0.35)
-        for key in KEYS * (1 if mode == "autosave" else 2):
+        for key in keys * (1 if mode == "autosave" else 2):
             out.append(timed(key))
             time.sleep(0.05)
         if mode == "model":
@@ -92,7 +94,7 @@ def main(argv: list[str]) -> int:
     p95 = statistics.quantiles(out, n=20)[18]
     print(f"{mode}: n={len(out)} p50 {statistics.median(out):.1f} ms  p95 {p95:.1f} ms  "
           f"max {max(out):.1f} ms")
-    print(" ".join(f"{k}{v:.0f}" for k, v in zip(KEYS * len(out), out, strict=False)))
+    print(" ".join(f"{k}{v:.0f}" for k, v in zip(keys * len(out), out, strict=False)))
     return 0
 
 

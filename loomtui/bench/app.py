@@ -100,6 +100,26 @@ async def _keys(pilot, keys: list[str]) -> list[float]:
     return out
 
 
+async def _walk(pilot, presses: int, rng: random.Random) -> list[float]:
+    """A random walk of h/j/k/l keys (mostly down and across), each a move that can be made
+    from where the selection is: a key that cannot move draws no frame to time."""
+    probe = FrameProbe(pilot.app)
+    screen = _screen(pilot.app)
+    tree = screen.loom
+    out = []
+    for _ in range(presses):
+        nid = tree.selected
+        siblings = tree.siblings(nid, screen.order)
+        at = siblings.index(nid)
+        moves = {"h": tree.parent(nid) is not None, "l": bool(tree.children(nid)),
+                 "j": at + 1 < len(siblings), "k": at > 0}
+        key = rng.choice([k for k in "hjkllljj" if moves[k]])
+        took = await probe.key(key)
+        if took is not None:
+            out.append(took)
+    return out
+
+
 async def bench_big_tree(n: int = 10000, presses: int = 300) -> None:
     from loomtui.bench.synthetic import make_tree
     from loomtui.ui.app import LoomApp
@@ -110,9 +130,7 @@ async def bench_big_tree(n: int = 10000, presses: int = 300) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         print(f"open {n:,}-node tree: {1000 * (time.perf_counter() - t0):.0f} ms", flush=True)
-        rng = random.Random(0)
-        keys = [rng.choice("hjkllljj") for _ in range(presses)]
-        samples = await _keys(pilot, keys)
+        samples = await _walk(pilot, presses, random.Random(0))
         print(_summary(f"move in {n:,}-node tree (h/j/k/l)", samples, 50), flush=True)
         samples = await _keys(pilot, ["down"] * 60 + ["up"] * 60)
         print(_summary(f"outline up/down in {n:,}-node tree", samples, 50), flush=True)
