@@ -3,6 +3,7 @@ process, streaming and cancelling across the process boundary, and one-line erro
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -90,6 +91,20 @@ def test_cancelling_stops_the_hosted_rollouts_at_once(hosted):
     assert time.monotonic() - t0 < 5
     assert {s.finish for s in segs} == {"cancelled"}
     assert all(len(s.token_ids) < 400 for s in segs)
+
+
+def test_the_model_process_leaves_a_core_to_the_app_unless_told_its_threads(hosted):
+    from loomtui.backends.model_host import default_threads
+
+    assert hosted.threads == 1  # as told
+    host = ModelHost.start()
+    assert host is not None
+    try:
+        pred = host.load("bard", threads=None, device="auto", dtype="float32")
+        cores = len(os.sched_getaffinity(0))
+        assert pred.threads == default_threads() == max(1, cores - 1)
+    finally:
+        host.close()
 
 
 def test_errors_are_one_line_and_a_dead_host_says_so(host):

@@ -291,6 +291,8 @@ class HostedPredictor:
         self.context_window: int = info["context_window"]
         self.vocab_size: int = info["vocab_size"]
         self.notes: list[str] = list(info.get("notes", []))
+        self.threads: int | None = info.get("threads")
+        """The model process's torch threads."""
         self._pieces: dict[int, str] = {}
 
     def _call(self, method: str, tree: Tree, node_id: str, *args: Any,
