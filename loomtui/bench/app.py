@@ -273,15 +273,25 @@ async def bench_autosave(n: int = 40000, rounds: int = 5, per_round: int = 12) -
             os.environ.pop("LOOMTUI_SAVE", None)
 
 
-async def bench_model_work(threads: int, presses: int = 60) -> None:
-    """Navigation keys while the model samples in a worker (bard, long rollouts)."""
+async def bench_model_work(threads: int, presses: int = 60, hosted: bool = True) -> None:
+    """Navigation keys while the model samples in a worker (bard, long rollouts): in its own
+    process with its default threads, as ``loomtui open`` runs it, or (``hosted=False``, as
+    with ``LOOMTUI_MODEL_PROCESS=0``) in the app's process on ``threads`` threads."""
     from loomtui.backends import load_predictor
+    from loomtui.backends.hosted import ModelHost
     from loomtui.bench.synthetic import make_tree
     from loomtui.core.grow import new_tree
     from loomtui.core.node import Sampler
     from loomtui.ui.app import LoomApp
+    from loomtui.ui.format import plural
 
-    pred = load_predictor("bard", threads=threads)
+    host = ModelHost.start() if hosted else None
+    if host is not None:
+        pred: Any = host.load("bard", threads=None, device="auto", dtype="float32")
+        where = f"model process, {plural(pred.threads, 'thread')}"
+    else:
+        pred = load_predictor("bard", threads=threads)
+        where = f"in the app, {plural(threads, 'thread')}"
     tree = new_tree(pred, "ROMEO:\nBut soft, what light through yonder window breaks?")
     window = pred.context_window
     tree.sampler = Sampler(n=8, max_tokens=window // 2)
@@ -316,8 +326,10 @@ async def bench_model_work(threads: int, presses: int = 60) -> None:
         screen.stop_growing()
         await app.workers.wait_for_complete()
     tmp.cleanup()
-    print(_summary("keys at rest (model loaded, autosave on)", rest, 50), flush=True)
-    print(_summary(f"keys while sampling 8 x {window // 2} (autosave on)", during, 50),
+    if host is not None:
+        host.close()
+    print(_summary(f"keys at rest ({where})", rest, 50), flush=True)
+    print(_summary(f"keys while sampling 8 x {window // 2} ({where})", during, 50),
           flush=True)
 
 
@@ -471,6 +483,7 @@ def main(threads: int = 1, only: str | None = None) -> int:
         "chain": lambda: asyncio.run(bench_deep_chain()),
         "stream": lambda: asyncio.run(bench_stream(threads)),
         "model": lambda: asyncio.run(bench_model_work(threads)),
+        "model-in-app": lambda: asyncio.run(bench_model_work(threads, hosted=False)),
         "autosave": lambda: asyncio.run(bench_autosave()),
         "search": lambda: asyncio.run(bench_search()),
     }
