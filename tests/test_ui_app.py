@@ -500,6 +500,34 @@ async def test_what_a_key_repaints_in_part_is_what_a_whole_repaint_shows():
             assert shown == await repainted_whole(pilot), key
 
 
+async def test_the_outline_repaints_only_changed_rows_and_shows_what_a_whole_repaint_does():
+    """Opening and closing lines (moves, folds, the outline cursor) in a bigger tree: after
+    each key the rows repainted in part match a repaint of everything."""
+    import random
+
+    from loomtui.bench.synthetic import make_tree
+
+    tree = make_tree(400)
+    app = LoomApp(tree=tree, autosave=False)
+    rng = random.Random(3)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await settle(pilot)
+        loom = screen(app)
+        for _ in range(45):
+            nid = tree.selected
+            siblings = tree.siblings(nid, loom.order)
+            at = siblings.index(nid)
+            moves = [k for k, ok in (("h", tree.parent(nid) is not None),
+                                     ("l", bool(tree.children(nid))),
+                                     ("j", at + 1 < len(siblings)), ("k", at > 0),
+                                     ("down", True), ("up", True), ("enter", True)) if ok]
+            key = rng.choice(moves)
+            await pilot.press(key)
+            await pilot.pause()
+            shown = screen_rows(app)
+            assert shown == await repainted_whole(pilot), key
+
+
 async def test_the_footer_is_rebuilt_only_when_the_keys_it_shows_change():
     from textual.widgets._footer import FooterKey
 

@@ -169,3 +169,46 @@ async def test_new_outline_rows_repaint_the_tree_without_laying_the_screen_out()
         assert view._layout_updates == layouts  # only the tree repaints
         await pilot.pause()
         assert len(view.pending_labels()) == 3
+
+
+async def test_changed_lines_repaint_their_rows_only_and_the_screen_matches_a_whole_repaint():
+    from ui_helpers import screen_rows
+
+    app = _OwnLineApp()
+    async with app.run_test(size=(40, 20)) as pilot:
+        tree = app.query_one(_OwnLineTree)
+        leaf = tree.root.children[6]
+        tree.root.add_leaf("leaf 12")  # the first change of lines repaints every row
+        await pilot.pause()
+
+        async def whole() -> list[str]:
+            tree.refresh()
+            await pilot.pause()
+            return screen_rows(app)
+
+        tree.drawn.clear()
+        leaf.allow_expand = True
+        for name in ("a", "b"):
+            leaf.add_leaf(name)
+        leaf.expand()  # leaf 6 opens: rows from its own down change, none above
+        await pilot.pause()
+        assert min(tree.drawn) == leaf.line == 7 and max(tree.drawn) == 15
+        shown = screen_rows(app)
+        assert "a" in shown[8] and "leaf 12" in shown[15]
+        assert shown == await whole()
+        tree.drawn.clear()
+        leaf.add_leaf("c")  # b is no longer the last child: its guide changes, a's does not
+        await pilot.pause()
+        assert min(tree.drawn) == 9
+        assert screen_rows(app) == await whole()
+        tree.drawn.clear()
+        tree.root.children[9].remove()  # leaf 9 goes: the rows from it down move up
+        await pilot.pause()
+        assert min(tree.drawn) == 13
+        shown = screen_rows(app)
+        assert shown == await whole() and not any("leaf 9" in row for row in shown)
+        tree.drawn.clear()
+        leaf.collapse()
+        await pilot.pause()
+        assert min(tree.drawn) == 7
+        assert screen_rows(app) == await whole()

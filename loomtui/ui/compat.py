@@ -15,6 +15,7 @@ from typing import Any
 from textual.app import App
 from textual.content import Content
 from textual.geometry import Region, Size
+from textual.reactive import Reactive
 from textual.scroll_view import ScrollView
 from textual.widget import Widget
 from textual.widgets import Tree
@@ -92,14 +93,70 @@ class OwnLineRefresh:
         if line != -1:
             self._refresh_line(line)  # type: ignore[attr-defined]
 
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False, repaint=False)
+    """The lines' extent: a change repaints the scrollbar (the rows that changed repaint
+    themselves), and lays the screen out only when the scrollbar comes or goes (adding the
+    pending rows of an expansion laid everything out at its start and at its end: 30-50 ms
+    frames)."""
+
+    def watch_virtual_size(self, old: Size, new: Size) -> None:
+        height = self.scrollable_content_region.height  # type: ignore[attr-defined]
+        if (old.height > height) != (new.height > height):
+            self.refresh(layout=True)  # type: ignore[attr-defined]  # a scrollbar comes or goes
+        else:
+            scroll_update(self, new, repaint=False)  # type: ignore[arg-type]
+
+    _painted: list[Any] | None = None
+    """Each line's look (see ``_line_look``) when the rows were last repainted for a change
+    of lines; None: repaint every row at the next change."""
+    _lines_changed = False
+
     def _invalidate(self) -> None:
-        """Textual's, without laying the whole screen out: adding, removing or expanding
-        nodes changes the tree's lines, not its region. Its new line count arrives as a
-        virtual size, which the tree handles (see ``LoomTree.watch_virtual_size``)."""
+        """Textual's, without laying the whole screen out (adding, removing or expanding
+        nodes changes the tree's lines, not its region; the new line count arrives as a
+        virtual size, see ``LoomTree.watch_virtual_size``), and without repainting every row:
+        when the frame is drawn, only the rows whose line looks different are (opening a
+        node's line repaints the rows from it down, not the 30 above it)."""
         self._clear_line_cache()  # type: ignore[attr-defined]
         self._updates += 1  # type: ignore[attr-defined]
         self.root._reset()  # type: ignore[attr-defined]
-        self.refresh()  # type: ignore[attr-defined]
+        self._lines_changed = True
+        self.refresh(Region(0, 0, 0, 0))  # type: ignore[attr-defined]  # into the next frame
+
+    def _changed_rows(self) -> list[Region]:
+        """The rows whose line looks different since the last change of lines."""
+        self._lines_changed = False
+        lines = self._tree_lines  # type: ignore[attr-defined]
+        looks = [_line_look(line) for line in lines]
+        before, self._painted = self._painted, looks
+        top, (width, height) = self.scroll_offset.y, self.size  # type: ignore[attr-defined]
+        if before is None:
+            return [Region(0, 0, width, height)]
+        return [Region(0, y, width, 1) for y in range(height)
+                if (top + y < len(looks)) != (top + y < len(before))
+                or (top + y < len(looks) and looks[top + y] != before[top + y])]
+
+    def _exchange_repaint_regions(self) -> Any:
+        if self._lines_changed:  # the frame is being drawn: repaint the rows that changed
+            self._set_dirty(*self._changed_rows())  # type: ignore[attr-defined]
+        return super()._exchange_repaint_regions()  # type: ignore[misc]
+
+    def render_lines(self, crop: Region) -> Any:
+        if self._lines_changed:  # a frame that lays the screen out asked for no regions
+            rows = self._changed_rows()
+            if rows:
+                self.refresh(*rows)  # type: ignore[attr-defined]
+        return super().render_lines(crop)  # type: ignore[misc]
+
+
+def _line_look(line: Any) -> tuple[Any, ...]:
+    """What a tree line's row shows, apart from its label (a label's change repaints its own
+    row): which node, its guides (whether it and each ancestor is a last child), and its
+    expand mark."""
+    node = line.path[-1]
+    return (id(node), tuple(n._parent is None or n._parent._children[-1] is n
+                            for n in line.path),
+            node._expanded, node._allow_expand, bool(node._children))
 
 
 def set_footer_keys_enabled(footer: Widget, enabled: dict[str, bool]) -> bool:

@@ -14,8 +14,6 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
-from textual.reactive import Reactive
 from textual.widgets import Tree as TreeWidget
 from textual.widgets.tree import TreeNode
 
@@ -61,18 +59,6 @@ class Pending:
 
 class LoomTree(compat.OwnLineRefresh, TreeWidget[Line | Pending], inherit_bindings=False):
     """Outline of a :class:`~loomtui.core.tree.Tree`, updated line by line."""
-
-    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False)
-    """The lines' extent: a change repaints the tree and its scrollbar, and lays the screen
-    out only when the scrollbar comes or goes (adding the pending rows of an expansion laid
-    everything out at its start and at its end: 30-50 ms frames)."""
-
-    def watch_virtual_size(self, old: Size, new: Size) -> None:
-        height = self.scrollable_content_region.height
-        if (old.height > height) != (new.height > height):
-            self.refresh(layout=True)  # a scrollbar comes or goes: the content width changes
-        else:
-            compat.scroll_update(self, new)
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "cursor_up", "Up", show=False),
