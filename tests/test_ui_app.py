@@ -489,7 +489,7 @@ async def test_what_a_key_repaints_in_part_is_what_a_whole_repaint_shows():
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         first = screen_rows(app)
-        assert any("ROMEO:" in row for row in first)  # the branch panel is drawn
+        assert any("ROMEO:" in row for row in screen_rows(app, styled=False))  # branch drawn
         assert first == await repainted_whole(pilot)
         for key in ["l", "j", "j", "k", "l", "h", "h", "G", "left_parenthesis",
                     "right_curly_bracket", "right_square_bracket", "escape", "v", "o", "b",
@@ -498,6 +498,25 @@ async def test_what_a_key_repaints_in_part_is_what_a_whole_repaint_shows():
             await settle(pilot)
             shown = screen_rows(app)
             assert shown == await repainted_whole(pilot), key
+
+
+async def test_an_expansion_and_its_undo_repaint_what_a_whole_repaint_shows(bard_tree, pred):
+    """Pending rows stream in, are replaced by the rollouts, a rollout is deleted and the
+    deletion undone: after each, the rows repainted in part match a whole repaint."""
+    bard_tree.sampler = Sampler(n=3, max_tokens=12)
+    app = LoomApp(tree=bard_tree, predictor=pred, autosave=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        for keys in (["e"], ["e"], ["l", "d"], ["u"], ["j", "d"], ["h", "u"]):
+            for key in keys:
+                await pilot.press(key)
+            await settle(pilot)
+            while screen(app).generating:
+                await pilot.pause(0.05)
+            await settle(pilot)
+            shown = screen_rows(app)
+            assert shown == await repainted_whole(pilot), keys
+        assert len(bard_tree.children(bard_tree.root_id)) == 6
 
 
 async def test_the_outline_repaints_only_changed_rows_and_shows_what_a_whole_repaint_does():

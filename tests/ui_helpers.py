@@ -37,18 +37,23 @@ async def settle_tolerant(pilot, rounds: int = 3) -> None:
     await pilot.pause()
 
 
-def screen_rows(app: LoomApp) -> list[str]:
-    """The screen as text, row by row, as the app would paint it now (from the widgets'
-    cached lines: a row a partial repaint missed shows here as it was)."""
+def screen_rows(app: LoomApp, *, styled: bool = True) -> list[str]:
+    """The screen row by row, each run of text with its style, as the app would paint it now
+    (from the widgets' cached lines: a row a partial repaint missed shows here as it was,
+    in its text or in its colours)."""
     import html
     import re
 
+    svg = app.export_screenshot()
+    styles = dict(re.findall(r"\.(terminal-r\d+) \{ ([^}]*) \}", svg))
     rows: dict[float, list[tuple[float, str]]] = {}
-    for m in re.finditer(r'<text class="[^"]*" x="([0-9.]+)" y="([0-9.]+)"[^>]*>(.*?)</text>',
-                         app.export_screenshot()):
-        rows.setdefault(float(m.group(2)), []).append(
-            (float(m.group(1)), html.unescape(m.group(3)).replace("\xa0", " ")))
-    return ["".join(t for _, t in sorted(row)).rstrip() for _, row in sorted(rows.items())]
+    for m in re.finditer(r'<text class="([^"]*)" x="([0-9.]+)" y="([0-9.]+)"[^>]*>(.*?)</text>',
+                         svg):
+        text = html.unescape(m.group(4)).replace("\xa0", " ")
+        style = styles.get(m.group(1), m.group(1))
+        rows.setdefault(float(m.group(3)), []).append(
+            (float(m.group(2)), f"[{style}]{text}" if styled else text))
+    return ["".join(t for _, t in sorted(row)) for _, row in sorted(rows.items())]
 
 
 async def repainted_whole(pilot) -> list[str]:

@@ -201,16 +201,20 @@ def _log_to_file() -> None:
     os.close(fd)
 
 
-def default_threads() -> int:
-    """One thread fewer than the cores this process may use: the app draws the screen on the
-    core left over. On a 2-core machine, the model's threads took both cores while it sampled
-    and keys waited for them (tmux p95 55-58 ms against 46-55 ms with one thread, which also
-    sampled as fast: a small model's decoding is bound by memory, not by cores)."""
+def default_threads(torch_default: int) -> int:
+    """One thread fewer than the cores this process may use, and never more than torch's
+    own choice (``torch_default``: its physical cores, or ``OMP_NUM_THREADS``, which is kept
+    as it is when set): the app draws the screen on the core left over. On a 2-core machine
+    the model's threads took both cores while it sampled and keys waited for them (tmux p95
+    55-58 ms against 46-55 ms with one thread, which also sampled as fast: a small model's
+    decoding is bound by memory, not by cores)."""
+    if os.environ.get("OMP_NUM_THREADS") or os.environ.get("TORCH_NUM_THREADS"):
+        return torch_default
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+    return max(1, min(torch_default, cores - 1))
 
 
 def main(argv: list[str]) -> int:
@@ -218,7 +222,7 @@ def main(argv: list[str]) -> int:
     import torch  # first: the import is most of the wait, and runs while the app starts
 
     threads = int(argv[2]) if len(argv) > 2 else 0
-    torch.set_num_threads(threads or default_threads())
+    torch.set_num_threads(threads or default_threads(torch.get_num_threads()))
     conn = Connection(int(argv[1]))
     host = Host(conn, threads)
     host.serve()

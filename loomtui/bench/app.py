@@ -113,8 +113,10 @@ async def _walk(pilot, presses: int, rng: random.Random) -> list[float]:
         at = siblings.index(nid)
         moves = {"h": tree.parent(nid) is not None, "l": bool(tree.children(nid)),
                  "j": at + 1 < len(siblings), "k": at > 0}
-        key = rng.choice([k for k in "hjkllljj" if moves[k]])
-        took = await probe.key(key)
+        keys = [k for k in "hjkllljj" if moves[k]]
+        if not keys:  # a tree of one node: nowhere to go
+            break
+        took = await probe.key(rng.choice(keys))
         if took is not None:
             out.append(took)
     return out

@@ -230,7 +230,10 @@ class LoomApp(App[int]):
         """Once a loom screen is up (its widgets, the outline's first lines): freeze what is
         alive, as after loading a model, so full collections during keys walk only what keys
         made since (a 10,000-node tree's screen left 37k objects: a 40-150 ms full
-        collection every few dozen keys). Waits for a pause in the keys."""
+        collection every few dozen keys). Waits for a pause in the keys. What is frozen and
+        later dropped with reference cycles (outline lines removed, a rebuilt footer) is not
+        collected until another session is shown (``_release_old_trees``): a bounded cost,
+        since only what existed now is frozen, not what keys make later."""
         if time.monotonic() - self.last_key < BUSY_WINDOW or self.saving:
             self.set_timer(SETTLE_DELAY, self._settle)
             return

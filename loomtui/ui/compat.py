@@ -106,17 +106,18 @@ class OwnLineRefresh:
         else:
             scroll_update(self, new, repaint=False)  # type: ignore[arg-type]
 
-    _painted: list[Any] | None = None
-    """Each line's look (see ``_line_look``) when the rows were last repainted for a change
-    of lines; None: repaint every row at the next change."""
+    _painted: tuple[int, list[Any]] | None = None
+    """The view's top line and its visible lines' looks (see ``_line_look``) when the rows
+    were last repainted for a change of lines; None: repaint every row at the next change."""
     _lines_changed = False
 
     def _invalidate(self) -> None:
         """Textual's, without laying the whole screen out (adding, removing or expanding
         nodes changes the tree's lines, not its region; the new line count arrives as a
-        virtual size, see ``LoomTree.watch_virtual_size``), and without repainting every row:
-        when the frame is drawn, only the rows whose line looks different are (opening a
-        node's line repaints the rows from it down, not the 30 above it)."""
+        virtual size, see ``watch_virtual_size``), and without repainting every row: when the
+        frame is drawn, only the rows whose line looks different are (opening a node's line
+        repaints the rows from it down, not the 30 above it). The line cache still goes
+        whole, as in Textual, so a repainted row is never drawn from a stale entry."""
         self._clear_line_cache()  # type: ignore[attr-defined]
         self._updates += 1  # type: ignore[attr-defined]
         self.root._reset()  # type: ignore[attr-defined]
@@ -127,14 +128,15 @@ class OwnLineRefresh:
         """The rows whose line looks different since the last change of lines."""
         self._lines_changed = False
         lines = self._tree_lines  # type: ignore[attr-defined]
-        looks = [_line_look(line) for line in lines]
-        before, self._painted = self._painted, looks
         top, (width, height) = self.scroll_offset.y, self.size  # type: ignore[attr-defined]
-        if before is None:
+        looks = [_line_look(line) for line in lines[top:top + height]]
+        before, self._painted = self._painted, (top, looks)
+        if before is None or before[0] != top:  # first, or scrolled since (all repainted)
             return [Region(0, 0, width, height)]
+        old = before[1]
         return [Region(0, y, width, 1) for y in range(height)
-                if (top + y < len(looks)) != (top + y < len(before))
-                or (top + y < len(looks) and looks[top + y] != before[top + y])]
+                if (y < len(looks)) != (y < len(old))
+                or (y < len(looks) and looks[y] != old[y])]
 
     def _exchange_repaint_regions(self) -> Any:
         if self._lines_changed:  # the frame is being drawn: repaint the rows that changed
@@ -148,14 +150,37 @@ class OwnLineRefresh:
                 self.refresh(*rows)  # type: ignore[attr-defined]
         return super().render_lines(crop)  # type: ignore[misc]
 
+    # Textual's other callers of ``_invalidate`` change every row: they repaint them all.
+    def clear(self) -> Any:
+        self._painted = None
+        return super().clear()  # type: ignore[misc]
+
+    def unselect(self) -> None:
+        self._painted = None
+        super().unselect()  # type: ignore[misc]
+
+    def notify_style_update(self) -> None:
+        self._painted = None
+        super().notify_style_update()  # type: ignore[misc]
+
+    def watch_guide_depth(self, guide_depth: int) -> None:
+        self._painted = None
+        super().watch_guide_depth(guide_depth)  # type: ignore[misc]
+
+    def watch_show_root(self, show_root: bool) -> None:
+        self._painted = None
+        super().watch_show_root(show_root)  # type: ignore[misc]
+
+    def _on_resize(self, event: Any) -> None:  # Textual calls the Tree's own after this
+        self._painted = None
+
 
 def _line_look(line: Any) -> tuple[Any, ...]:
     """What a tree line's row shows, apart from its label (a label's change repaints its own
-    row): which node, its guides (whether it and each ancestor is a last child), and its
-    expand mark."""
+    row): which node (the node itself: an id could be a freed node's, reused), its guides
+    (whether it and each ancestor is a last child), and its expand mark."""
     node = line.path[-1]
-    return (id(node), tuple(n._parent is None or n._parent._children[-1] is n
-                            for n in line.path),
+    return (node, tuple(n._parent is None or n._parent._children[-1] is n for n in line.path),
             node._expanded, node._allow_expand, bool(node._children))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from textual.screen import Screen
@@ -41,9 +42,17 @@ class KeyFooter(Footer):
         old = self._shown
         if old is not None and [s._replace(enabled=True) for s in old] == [
                 s._replace(enabled=True) for s in shown] and compat.set_footer_keys_enabled(
-                self, {s.action: s.enabled for s, o in zip(shown, old, strict=True) if s != o}):
+                self, _first_per_action(s for s, o in zip(shown, old, strict=True) if s != o)):
             self._shown = shown
             return
         self._shown = shown  # a rebuild is scheduled now
         self.rebuilds += 1
         super().bindings_changed(screen)
+
+
+def _first_per_action(changed: Iterable[_Shown]) -> dict[str, bool]:
+    """Each changed action's new state, from its first binding (the one the footer shows)."""
+    out: dict[str, bool] = {}
+    for s in changed:
+        out.setdefault(s.action, s.enabled)
+    return out
