@@ -221,3 +221,27 @@ async def test_changed_lines_repaint_their_rows_only_and_the_screen_matches_a_wh
             tree.root.add_leaf(f"fresh {_}")
             await pilot.pause()
             assert f"fresh {_}" in screen_rows(app, styled=False)[len(tree.root.children)]
+
+
+async def test_a_streamed_row_is_repainted_only_while_its_preview_changes():
+    from ui_helpers import SIZE, settle
+
+    from loomtui.core.text import short
+    from loomtui.ui.app import LoomApp
+    from loomtui.ui.demo import demo_tree
+    from loomtui.ui.widgets.tree_view import PREVIEW
+
+    app = LoomApp(tree=demo_tree(), autosave=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        view = app.loom_screen.tree_view
+        view.show_pending(app.loom.selected, 2)
+        long, growing = "word " * 20, "a⏎"
+        view.update_pending([long, growing])
+        first, second = view._pending
+        updates = first._updates, second._updates
+        view.update_pending([long + "more words", growing + "b"])
+        assert first._updates == updates[0]  # past the preview's width: nothing to repaint
+        assert second._updates > updates[1]
+        assert view.pending_labels() == ["⋯ " + short(long + "more words", PREVIEW),
+                                         "⋯ " + short(growing + "b", PREVIEW)]

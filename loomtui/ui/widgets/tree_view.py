@@ -55,6 +55,8 @@ class Pending:
     """A rollout being streamed (not in the tree yet)."""
 
     row: int
+    shown: str = ""
+    """The preview its row shows."""
 
 
 class LoomTree(compat.OwnLineRefresh, TreeWidget[Line | Pending], inherit_bindings=False):
@@ -338,10 +340,16 @@ class LoomTree(compat.OwnLineRefresh, TreeWidget[Line | Pending], inherit_bindin
         tnode.expand()
 
     def update_pending(self, texts: list[str]) -> None:
+        """Show each streamed rollout's start; a row whose preview is unchanged (once a
+        rollout is longer than the preview, every later token) is not repainted."""
         for tnode in self._pending:
-            row = tnode.data.row  # type: ignore[union-attr]
-            if row < len(texts) and texts[row]:
-                tnode.set_label(Text("⋯ " + short(texts[row], PREVIEW), style="italic"))
+            pending = tnode.data
+            assert isinstance(pending, Pending)
+            if pending.row < len(texts) and texts[pending.row]:
+                preview = short(texts[pending.row][:PREVIEW + 1], PREVIEW)  # same as whole
+                if preview != pending.shown:
+                    pending.shown = preview
+                    tnode.set_label(Text("⋯ " + preview, style="italic"))
 
     def clear_pending(self) -> None:
         for tnode in self._pending:
