@@ -203,6 +203,25 @@ def test_branch_text_decodes_byte_level_tokens_together():
     assert content.plain == "Aح"
 
 
+def test_the_path_cache_walks_to_the_root_again_only_when_the_shape_changes(monkeypatch):
+    root = Node(id="0", text="A", origin="prompt")
+    tree = Tree(root)
+    for i in range(1, 6):
+        tree.add_child(str(i - 1), Node(id=str(i), text="b", origin="typed"))
+    cache = PathCache()
+    assert cache.get(tree, "5") == ["0", "1", "2", "3", "4", "5"]
+    walks: list[str] = []
+    real = Tree.path
+    monkeypatch.setattr(Tree, "path", lambda self, nid: walks.append(nid) or real(self, nid))
+    tree.update("3", token_ids=[7], token_offsets=[0], token_logprobs=[-2.0])  # contents only
+    assert cache.get(tree, "5") == ["0", "1", "2", "3", "4", "5"] and not walks
+    assert cache.tokens[-1] == 1 and cache.chars[-1] == 6  # the sums are redone
+    tree.add_child("2", Node(id="x", text="c", origin="typed"))  # the shape changes
+    assert cache.get(tree, "x") == ["0", "1", "2", "x"] and walks == ["x"]
+    tree.update("2", text="BBB")  # a text: the shape's revision too (character sums)
+    assert cache.get(tree, "x")[-1] == "x" and cache.chars[-1] == 6
+
+
 # ---------------------------------------------------------------- text entry and editing
 async def test_typed_text_is_taken_exactly_multi_line_and_backslashes(bard_tree, pred):
     text = " C:\\new\\temp\nsecond line\\t"

@@ -44,9 +44,11 @@ class Stamp:
     context: str
 
     @staticmethod
-    def of(tree: Tree, node_id: str) -> Stamp:
+    def of(tree: Tree, node_id: str, path: list[str] | None = None) -> Stamp:
+        """``path``: the ids from the root to ``node_id`` where the caller knows them (a
+        walk to the root of a deep chain costs milliseconds)."""
         with tree.lock:
-            return Stamp(id(tree), node_id, tree.context_text(node_id))
+            return Stamp(id(tree), node_id, tree.context_text(node_id, path))
 
     def valid(self, tree: Tree) -> bool:
         """Whether a result stamped with this still applies to ``tree`` as it is now."""

@@ -156,11 +156,14 @@ class Tree:
     def depth(self, node_id: str) -> int:
         return len(self.path(node_id)) - 1
 
-    def context_text(self, node_id: str) -> str:
-        """The text of the path from the root to ``node_id``. Where nodes keep their tokens'
-        raw bytes (a character split between two picked tokens), the path's bytes are decoded
-        together, so the character is whole again."""
-        nodes = [self._nodes[n] for n in self.path(node_id)]
+    def context_text(self, node_id: str, path: list[str] | None = None) -> str:
+        """The text of the path from the root to ``node_id`` (``path``: its ids, where the
+        caller knows them). Where nodes keep their tokens' raw bytes (a character split
+        between two picked tokens), the path's bytes are decoded together, so the character
+        is whole again."""
+        if path is None or not path or path[-1] != node_id:
+            path = self.path(node_id)
+        nodes = [self._nodes[n] for n in path]
         if all(n.token_bytes is None for n in nodes):
             return "".join(n.text for n in nodes)
         return b"".join(n.raw() for n in nodes).decode("utf-8", "replace")

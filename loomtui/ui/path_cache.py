@@ -13,11 +13,13 @@ from loomtui.core.tree import Tree
 
 
 class PathCache:
-    """Path root→node plus prefix sums; rebuilt whenever the tree's revision changes."""
+    """Path root→node plus prefix sums: the path is walked again when the tree's shape
+    changes (``Tree.shape_revision``), the sums whenever anything changes."""
 
     def __init__(self) -> None:
         self.tree: Tree | None = None
         self.revision = -1
+        self.shape = -1
         self.path: list[str] = []
         self.index: dict[str, int] = {}
         self.chars: list[int] = []  # chars[i] = characters in path[: i + 1]
@@ -26,10 +28,14 @@ class PathCache:
         self.heads: list[int] = []  # indices of nodes that start an outline line
 
     def get(self, tree: Tree, node_id: str) -> list[str]:
-        if tree is not self.tree or tree.revision != self.revision or not self.path:
+        if tree is not self.tree or tree.shape_revision != self.shape or not self.path:
             self._reset(tree)
             self._extend(tree.path(node_id))
             return self.path
+        if tree.revision != self.revision:  # only contents changed (scores, tokens): the
+            path = self.path  # same ids, their sums again (no walk to the root: 15 ms)
+            self._reset(tree)
+            self._extend(path)
         up: list[str] = []
         cur: str | None = node_id
         while cur is not None and cur not in self.index:
@@ -47,6 +53,7 @@ class PathCache:
     def _reset(self, tree: Tree) -> None:
         self.tree = tree
         self.revision = tree.revision
+        self.shape = tree.shape_revision
         self.path, self.index, self.chars, self.tokens, self.cum, self.heads = (
             [], {}, [], [], [], [])
 

@@ -277,7 +277,7 @@ class LoomScreen(Screen[None]):
             return
         if dist is None and not at_cursor:
             panel.show_message(f"Next token after {label}", "computing…")
-        stamp = grow.Stamp.of(tree, nid)
+        stamp = grow.Stamp.of(tree, nid, self.paths.get(tree, nid))
         if stamp != self.dist_pending:
             self.dist_pending = stamp
             self._distribution(tree, pred, stamp)
