@@ -233,11 +233,16 @@ class LoomApp(App[int]):
         collection every few dozen keys). Waits for a pause in the keys. What is frozen and
         later dropped with reference cycles (outline lines removed, a rebuilt footer) is not
         collected until another session is shown (``_release_old_trees``): a bounded cost,
-        since only what existed now is frozen, not what keys make later."""
-        if time.monotonic() - self.last_key < BUSY_WINDOW or self.saving:
+        since only what existed now is frozen, not what keys make later. Only the young
+        generations are collected first (a few ms: a full collection of a big process held
+        the event loop for as long as it took, while the model streamed on)."""
+        screen = self.loom_screen
+        if (time.monotonic() - self.last_key < BUSY_WINDOW or self.saving
+                or (screen is not None and screen.generating)):
             self.set_timer(SETTLE_DELAY, self._settle)
             return
-        settle_heap()
+        gc.collect(1)
+        gc.freeze()
 
     def _release_old_trees(self) -> None:
         """Free the trees this app showed before. Loading a session freezes what it parsed
