@@ -547,6 +547,42 @@ async def test_the_outline_repaints_only_changed_rows_and_shows_what_a_whole_rep
             assert shown == await repainted_whole(pilot), key
 
 
+async def test_outline_keys_select_at_once_and_scroll_in_jumps():
+    """A key in the outline selects its line before the next frame is drawn (not a frame
+    later, when NodeHighlighted arrives), and the outline scrolls a third of its height at a
+    time: a key held down past the edge repaints the whole outline at one key in several."""
+    from loomtui.bench.synthetic import make_tree
+
+    tree = make_tree(200, branching=100)  # the root's 100 children: a line each
+    app = LoomApp(tree=tree, autosave=False)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await settle(pilot)
+        view = screen(app).tree_view
+        view.focus()
+        await pilot.pause()
+        height = view.scrollable_content_region.height
+        tops = []
+        for i in range(60):
+            if i % 2:
+                view.action_cursor_down()
+            else:
+                compat.send_key(app, "down")
+                await pilot.pause()
+            line = view.cursor_node.data
+            assert tree.selected == line.focus  # at once: no message was handled in between
+            top = view.scroll_offset.y
+            assert top <= view.cursor_line < top + height
+            tops.append(top)
+        assert view.cursor_line == 60
+        assert 2 <= len(set(tops)) <= 60 // (height // 3) + 2  # one line a key: 40 scrolls
+        for _ in range(30):
+            view.action_cursor_up()
+            top = view.scroll_offset.y
+            assert top <= view.cursor_line < top + height
+        await pilot.pause()
+        assert screen_rows(app) == await repainted_whole(pilot)
+
+
 async def test_the_footer_is_rebuilt_only_when_the_keys_it_shows_change():
     from textual.widgets._footer import FooterKey
 

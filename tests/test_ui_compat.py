@@ -245,3 +245,61 @@ async def test_a_streamed_row_is_repainted_only_while_its_preview_changes():
         assert second._updates > updates[1]
         assert view.pending_labels() == ["⋯ " + short(long + "more words", PREVIEW),
                                          "⋯ " + short(growing + "b", PREVIEW)]
+
+
+async def test_rows_that_only_move_are_reused_and_carry_their_new_line_for_the_mouse(
+        monkeypatch):
+    app = _OwnLineApp()
+    drawn: list[int] = []
+    render = Tree._render_line
+
+    def counted(self, y, x1, x2, style):
+        drawn.append(y)
+        return render(self, y, x1, x2, style)
+
+    monkeypatch.setattr(Tree, "_render_line", counted)
+    async with app.run_test(size=(40, 20)) as pilot:
+        tree = app.query_one(_OwnLineTree)
+        tree.root.add_leaf("leaf 12")
+        await pilot.pause()
+        leaf = tree.root.children[6]
+        leaf.allow_expand = True
+        for name in ("a", "b"):
+            leaf.add_leaf(name)
+        drawn.clear()
+        tree.drawn.clear()
+        leaf.expand()  # leaf 6's row changes, a and b are new, leaves 7-12 move down
+        await pilot.pause()
+        assert max(tree.drawn) == 15  # every row from leaf 6 down was repainted...
+        assert sorted(set(drawn)) == [7, 8, 9]  # ...but only the new looks were drawn
+        for y in range(len(tree._tree_lines)):
+            metas = [seg.style.meta for seg in tree.render_line(y) if seg.style]
+            assert metas and all(m.get("line") == y for m in metas if "line" in m)
+        moved = tree.root.children[9]  # drawn at line 10, now at line 12
+        assert moved.line == 12
+        await pilot.click(_OwnLineTree, offset=(8, moved.line))
+        assert tree.cursor_node is moved
+
+
+def test_strips_no_longer_cache_themselves():
+    import gc
+
+    from rich.segment import Segment
+
+    compat.break_strip_cycles()
+    compat.break_strip_cycles()  # idempotent
+    strip = Strip([Segment("hello "), Segment("world")])
+    assert strip.divide([11]) == [strip] and strip.crop_extend(0, 11, None) is strip
+    assert [s.text for s in strip.divide([3, 11])] == ["hel", "lo world"]
+    assert strip.crop_extend(2, 14, None).text == "llo world   "
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(50):  # as the compositor uses each row it draws
+            row = Strip([Segment(f"row {i}")])
+            row.divide([row.cell_length])
+            row.crop_extend(0, row.cell_length, None)
+        del row
+        assert gc.collect() == 0  # freed as they went: no cycles left for the collector
+    finally:
+        gc.enable()

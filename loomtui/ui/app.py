@@ -33,7 +33,7 @@ from loomtui.core.node import Node
 from loomtui.core.session import ConflictError, FileStamp
 from loomtui.core.text import inline, short
 from loomtui.core.tree import Tree
-from loomtui.ui import keys
+from loomtui.ui import compat, keys
 from loomtui.ui.commands import LoomCommands
 from loomtui.ui.format import one_line, plural
 from loomtui.ui.predictor_commands import PredictorCommands
@@ -96,6 +96,7 @@ class LoomApp(App[int]):
         host: ModelHost | None = None,
     ) -> None:
         super().__init__()
+        compat.break_strip_cycles()
         self.host = host
         """The model process started before the app (``loomtui open``): the model loads
         there. Without one it loads in this process."""

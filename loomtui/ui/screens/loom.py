@@ -27,6 +27,7 @@ from textual.reactive import var
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
+from textual.widgets.tree import TreeNode
 from textual.worker import Worker, WorkerState
 
 from loomtui.core import grow
@@ -170,6 +171,7 @@ class LoomScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.tree_view.border_title = "Tree"
+        self.tree_view.cursor_moved = self._follow_line
         self.branch.border_title = "Branch"
         self.dist_panel.border_title = "Predictor"
         self.tree_view.load(self.loom, self.order)
@@ -429,8 +431,12 @@ class LoomScreen(Screen[None]):
 
     @on(LoomTree.NodeHighlighted)
     def _line_highlighted(self, event: LoomTree.NodeHighlighted[Any]) -> None:
-        line = event.node.data
-        if (event.node is not self.tree_view.cursor_node or not isinstance(line, Line)
+        self._follow_line(event.node)
+
+    def _follow_line(self, tnode: TreeNode[Any]) -> None:
+        """Select the line the outline's cursor is on (a key there, or the mouse)."""
+        line = tnode.data
+        if (tnode is not self.tree_view.cursor_node or not isinstance(line, Line)
                 or line.focus not in self.loom):
             return
         if line.focus != self.loom.selected:

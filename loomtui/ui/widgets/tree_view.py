@@ -8,7 +8,7 @@ more than ``MAX_DEPTH`` branch points the outline starts from a nearer ancestor.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -71,6 +71,54 @@ class LoomTree(compat.OwnLineRefresh, TreeWidget[Line | Pending], inherit_bindin
         Binding("end", "scroll_end", "Bottom", show=False),
         Binding("enter", "toggle_node", "Fold", show=False),
     ]
+
+    cursor_moved: Callable[[TreeNode[Line | Pending]], None] | None = None
+    """Called as soon as a key moves the cursor, so that the selection follows in the same
+    frame: ``NodeHighlighted`` is handled after the frame with the moved cursor is drawn
+    (two frames a key, 45-60 ms)."""
+
+    def _follow(self) -> None:
+        node = self.cursor_node
+        if self.cursor_moved is not None and node is not None:
+            self.cursor_moved(node)
+
+    def action_cursor_up(self) -> None:
+        super().action_cursor_up()
+        self._follow()
+
+    def action_cursor_down(self) -> None:
+        super().action_cursor_down()
+        self._follow()
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self._follow()
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self._follow()
+
+    def action_scroll_home(self) -> None:
+        super().action_scroll_home()
+        self._follow()
+
+    def action_scroll_end(self) -> None:
+        super().action_scroll_end()
+        self._follow()
+
+    def scroll_to_line(self, line: int, animate: bool = True) -> None:
+        """Bring a line into view in a jump: a line below the view lands a third of the view
+        above its bottom (above it: below its top), so the next moves the same way need no
+        scroll. Scrolling repaints the whole outline (30-45 ms a key in a big tree), and
+        Textual's one-line scroll did so at every key held down past the edge."""
+        top = self.scroll_offset.y
+        height = self.scrollable_content_region.height
+        if height <= 0 or top <= line < top + height:
+            return
+        jump = height // 3
+        target = line - height + 1 + jump if line >= top + height else line - jump
+        self.scroll_to(y=max(0, min(target, self.max_scroll_y)), animate=False,
+                       immediate=True)
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("", **kwargs)  # type: ignore[arg-type]
