@@ -22,10 +22,8 @@ from loomtui.core.limits import Bound
 from loomtui.core.node import Sampler
 from loomtui.core.text import inline, json_safe, short, terminal_safe, unescape
 from loomtui.core.tree import Tree
+from loomtui.launch import COMMANDS, is_tty, route
 
-COMMANDS = ("open", "show", "tree", "import", "export", "new", "expand", "pick", "type", "branch",
-            "edit", "split", "merge", "delete", "note", "bookmark", "select", "search", "grow",
-            "bench", "models", "compare")
 LOCK_WAIT = 120.0
 """Seconds a command that changes a session waits for another loomtui writing it."""
 
@@ -284,7 +282,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.output:
         _write_export(args, text.encode("utf-8"))
     else:  # exact text to a file or pipe; control characters made visible on a terminal
-        sys.stdout.write(terminal_safe(text) if sys.stdout.isatty() else text)
+        sys.stdout.write(terminal_safe(text) if is_tty(sys.stdout) else text)
     return 0
 
 
@@ -570,7 +568,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_open(args: argparse.Namespace) -> int:
     host = None
-    if not args.engine and sys.stdin.isatty() and sys.stdout.isatty():
+    if not args.engine and is_tty(sys.stdin) and is_tty(sys.stdout):
         # First: the model process imports torch on the other core while the app starts.
         from loomtui.backends.hosted import ModelHost
 
@@ -1007,15 +1005,12 @@ def _parser(version: str) -> argparse.ArgumentParser:
 
 def _route(argv: list[str]) -> list[str]:
     """``loomtui [SESSION] [options]`` opens the app; anything else must be a command."""
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
-        return ["open", *argv]
-    first = argv[0]
-    if first in COMMANDS or first in ("-h", "--help", "--version"):
-        return argv
-    if first.endswith(".json") or os.sep in first or os.path.exists(first):
-        return ["open", *argv]
-    raise LoomError(f"unknown command {short(first, 40)!r} (commands: {', '.join(COMMANDS)}; "
-                    "to open or start a session, give a path ending in .json)")
+    routed = route(argv)
+    if routed is None:
+        raise LoomError(f"unknown command {short(argv[0], 40)!r} (commands: "
+                        f"{', '.join(COMMANDS)}; to open or start a session, give a path "
+                        "ending in .json)")
+    return routed
 
 
 def main(argv: Sequence[str] | None = None) -> int:

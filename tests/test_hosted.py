@@ -153,14 +153,14 @@ async def test_the_app_loads_its_model_in_the_host_and_falls_back_without_one(tm
     app._drop_host()
     assert host.proc.wait(timeout=10) == 0  # the quit ends it
 
-    from loomtui.backends import hosted
+    from loomtui.backends import host_spawn
 
-    real = hosted.child_python
-    hosted.child_python = lambda: [*real(), "-c", "raise SystemExit(3)"]  # it cannot start
+    real = host_spawn.child_python
+    host_spawn.child_python = lambda: [*real(), "-c", "raise SystemExit(3)"]  # cannot start
     try:
         dead = ModelHost.start(1)
     finally:
-        hosted.child_python = real
+        host_spawn.child_python = real
     assert dead is not None
     app = make_app(str(path), model="bard", threads=1, host=dead)
     assert not isinstance(app, str)
@@ -204,3 +204,53 @@ def test_a_failed_call_leaves_both_sides_in_step(hosted, pred):
     d_there, d_here = hosted.distribution(there, "1"), pred.distribution(here, "1")
     assert d_there.top.ids == d_here.top.ids
     assert there.node("0").token_ids == here.node("0").token_ids is not None
+
+
+def test_the_loomtui_command_starts_the_model_process_first_when_it_opens_the_app(
+        monkeypatch):
+    import subprocess
+    import sys
+
+    from loomtui import launch
+    from loomtui.backends import host_spawn
+
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Tty())
+    monkeypatch.setattr(sys, "stdout", Tty())
+    opens = launch.early_host_threads
+    assert opens([]) == (True, None)
+    assert opens(["s.json", "--threads", "2"]) == (True, 2)
+    assert opens(["open", "--threads=3", "--model", "bard"]) == (True, 3)
+    for refused in (["show", "s.json"], ["s.json", "--engine", "x"], ["--engine=x"],
+                    ["s.json", "--help"], ["--threads", "two"], ["nosuchcommand"], ["-h"]):
+        assert opens(refused) == (False, None), refused
+    monkeypatch.setattr(sys, "stdin", None)  # no terminal: no app, no model
+    assert opens(["s.json"]) == (False, None)
+
+    host_spawn.start_early(1)
+    proc = host_spawn._early[1][0]  # type: ignore[index]
+    host = ModelHost.start(1)  # `open` takes the process started first
+    assert host is not None and host.proc is proc
+    try:
+        pred = host.load("bard", threads=1, device="cpu", dtype="float32")
+        assert pred.tokenize("hello")
+    finally:
+        host.close()
+    assert proc.wait(timeout=30) == 0
+
+    host_spawn.start_early(2)
+    proc = host_spawn._early[1][0]  # type: ignore[index]
+    other = ModelHost.start(1)  # other threads: a new process; the first one ends
+    assert other is not None and other.proc is not proc
+    other.close()
+    assert proc.wait(timeout=60) == 0 and other.proc.wait(timeout=60) == 0
+    assert host_spawn.take(1) is None
+
+    out = subprocess.run([sys.executable, "-c", "import sys; from loomtui.launch import main; "
+                          "sys.argv = ['loomtui', 'nosuchcommand']; sys.exit(main())"],
+                         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert out.returncode == 2 and out.stderr.count("\n") == 1
+    assert "unknown command 'nosuchcommand'" in out.stderr

@@ -18,11 +18,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import itertools
-import os
 import queue
-import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -30,6 +27,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from loomtui.backends import host_spawn
 from loomtui.core.errors import LoomError, ModelError, TreeError
 from loomtui.core.node import Alternatives, Node
 from loomtui.core.predictor import OnToken, Segment
@@ -56,10 +54,6 @@ class HostHandle:
     """A segment's KV cache, kept in the model host under ``key``."""
 
     key: int
-
-
-def enabled() -> bool:
-    return os.environ.get("LOOMTUI_MODEL_PROCESS", "1") != "0"
 
 
 def log_path() -> Path:
@@ -95,23 +89,6 @@ def _fingerprint(node: Node) -> tuple[Any, ...] | None:
             node.alternatives is None, node.token_offsets)
 
 
-def child_python() -> list[str]:
-    """The interpreter for loomtui's own subprocesses: ``-P`` keeps the working directory off
-    its import path (a ``torch.py`` there must not be imported)."""
-    return [sys.executable, "-P"]
-
-
-def child_env() -> dict[str, str]:
-    """The environment for them: where this loomtui is imported from goes on PYTHONPATH when
-    it is not an installed location (a checkout run with ``python -m loomtui.cli``)."""
-    root = Path(__file__).resolve().parents[2]
-    env = dict(os.environ)
-    if root.name not in ("site-packages", "dist-packages"):
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
-    return env
-
-
 class ModelHost:
     """The host process and the one connection to it (calls from any thread)."""
 
@@ -130,22 +107,12 @@ class ModelHost:
 
     @classmethod
     def start(cls, threads: int | None = None) -> ModelHost | None:
-        """Start the host (it imports torch at once); None where it cannot start."""
-        if not enabled():
+        """The host (it imports torch at once): the one ``loomtui.launch`` started for these
+        threads, else a new one; None where it cannot start."""
+        spawned = host_spawn.take(threads) or host_spawn.spawn(threads)
+        if spawned is None:
             return None
-        ours, theirs = socket.socketpair()
-        try:  # its errors go to its log (see model_host.main), never to the app's terminal
-            proc = subprocess.Popen(
-                [*child_python(), "-m", "loomtui.backends.model_host",
-                 str(theirs.fileno()), str(threads or 0)],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(),
-                start_new_session=True)  # never the terminal's: ctrl+c is the app's
-        except OSError:
-            ours.close()
-            return None
-        finally:
-            theirs.close()
+        proc, ours = spawned
         return cls(proc, Connection(ours.detach()))
 
     # ------------------------------------------------------------ transport

@@ -118,7 +118,7 @@ def write_later(directory: Path, dtype: torch.dtype) -> subprocess.Popen[bytes] 
     None when caching is off (``LOOMTUI_LEAN_CACHE=0``) or the process cannot start."""
     if os.environ.get("LOOMTUI_LEAN_CACHE", "1") == "0":
         return None
-    from loomtui.backends.hosted import child_env, child_python
+    from loomtui.backends.host_spawn import child_env, child_python
 
     name = str(dtype).removeprefix("torch.")
     try:

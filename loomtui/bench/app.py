@@ -397,8 +397,11 @@ async def bench_search(n: int = 100_000, rounds: int = 3) -> None:
 _LAUNCH = """
 import sys, time
 t0 = float(sys.argv[1])
+from loomtui.backends.host_spawn import start_early
+start_early(1)  # as the `loomtui` command does when it opens the app: first of all
+import loomtui.cli  # then it imports the command line
 from loomtui.backends.hosted import ModelHost
-host = ModelHost.start(1)  # as `loomtui open` does, before the UI is imported
+host = ModelHost.start(1)  # and `open` takes that process (before the UI is imported)
 import asyncio
 from loomtui.ui.app import make_app
 from loomtui.ui import compat

@@ -57,6 +57,12 @@ STEP_GAP = 0.002
 """Seconds a background save leaves the GIL free after each step (a step is about 1 ms)."""
 BUSY_WINDOW = 0.25
 KEYS_YIELD = 0.08
+GC_YOUNG = 20_000
+"""Allocations between collections of the youngest generation while the app runs (Python's
+default is 700). A key on a deep branch makes some 20,000 short-lived objects (its text
+wrapped again); at 700 the collector ran 30 times a key, walking whatever was alive at each
+moment: 8-13 ms of every such key, and a full collection every few dozen keys. Most of a
+key's objects are freed before 20,000 more are made, so they are never walked."""
 SWITCH_INTERVAL = 0.001
 """The GIL's switch interval while the app runs (Python's default is 5 ms)."""
 """A model worker waits between steps until this long after the last key (see
@@ -97,6 +103,7 @@ class LoomApp(App[int]):
     ) -> None:
         super().__init__()
         compat.break_strip_cycles()
+        gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
         self.host = host
         """The model process started before the app (``loomtui open``): the model loads
         there. Without one it loads in this process."""
@@ -859,7 +866,9 @@ def run_app(session_path: str | None = None, *, model: str | None = None,
     """Start the app on a session file (or a new session); returns the exit status where it
     cannot start, else ends the process with it (see below). ``host``: the model process,
     started before this module was imported (see ``cli.cmd_open``)."""
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    from loomtui.launch import is_tty
+
+    if not (is_tty(sys.stdin) and is_tty(sys.stdout)):
         if host is not None:
             host.close()
         print("loomtui: error: the app needs a terminal (stdin and stdout are not one); "
