@@ -567,12 +567,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_open(args: argparse.Namespace) -> int:
+    from loomtui.backends import host_spawn
+
     host = None
     if not args.engine and is_tty(sys.stdin) and is_tty(sys.stdout):
-        # First: the model process imports torch on the other core while the app starts.
+        # First: the model process imports torch on the other core while the app starts
+        # (the one ``loomtui.launch`` started, when it did).
         from loomtui.backends.hosted import ModelHost
 
         host = ModelHost.start(args.threads)
+    host_spawn.discard()  # one started first and not taken has nothing to do
     from loomtui.ui.app import run_app
 
     return run_app(args.session, model=args.model, prompt=args.prompt, threads=args.threads,
@@ -765,6 +769,13 @@ class UsageError(LoomError):
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # No abbreviated options: ``--eng URL`` would be an engine here, yet the launcher
+        # (``loomtui.launch``), which reads the command line before this parser exists, would
+        # not see one and start the model process for nothing.
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         command = self.prog.removeprefix("loomtui").strip()
         raise UsageError(f"{command + ': ' if command else ''}{message} "

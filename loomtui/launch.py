@@ -53,10 +53,16 @@ def is_tty(stream: object) -> bool:
 
 def main() -> int:
     wanted, threads = early_host_threads(sys.argv[1:])
-    if wanted:
-        from loomtui.backends.host_spawn import start_early
+    if not wanted:
+        from loomtui.cli import main as cli_main
 
-        start_early(threads)
-    from loomtui.cli import main as cli_main
+        return cli_main()
+    from loomtui.backends import host_spawn
 
-    return cli_main()
+    host_spawn.start_early(threads)
+    try:
+        from loomtui.cli import main as cli_main
+
+        return cli_main()
+    finally:  # the command failed before it opened the app (a bad option, say)
+        host_spawn.discard()

@@ -230,24 +230,59 @@ def test_the_loomtui_command_starts_the_model_process_first_when_it_opens_the_ap
     monkeypatch.setattr(sys, "stdin", None)  # no terminal: no app, no model
     assert opens(["s.json"]) == (False, None)
 
-    host_spawn.start_early(1)
-    proc = host_spawn._early[1][0]  # type: ignore[index]
-    host = ModelHost.start(1)  # `open` takes the process started first
-    assert host is not None and host.proc is proc
+    monkeypatch.delenv("LOOMTUI_MODEL_PROCESS", raising=False)
     try:
-        pred = host.load("bard", threads=1, device="cpu", dtype="float32")
-        assert pred.tokenize("hello")
-    finally:
-        host.close()
-    assert proc.wait(timeout=30) == 0
+        host_spawn.start_early(1)
+        proc = host_spawn._early[1][0]  # type: ignore[index]
+        host = ModelHost.start(1)  # `open` takes the process started first
+        assert host is not None and host.proc is proc
+        try:
+            pred = host.load("bard", threads=1, device="cpu", dtype="float32")
+            assert pred.tokenize("hello")
+        finally:
+            host.close()
+        assert proc.wait(timeout=30) == 0
 
-    host_spawn.start_early(2)
-    proc = host_spawn._early[1][0]  # type: ignore[index]
-    other = ModelHost.start(1)  # other threads: a new process; the first one ends
-    assert other is not None and other.proc is not proc
-    other.close()
-    assert proc.wait(timeout=60) == 0 and other.proc.wait(timeout=60) == 0
-    assert host_spawn.take(1) is None
+        host_spawn.start_early(2)
+        proc = host_spawn._early[1][0]  # type: ignore[index]
+        other = ModelHost.start(1)  # other threads: a new process; the first one is ended
+        assert other is not None and other.proc is not proc
+        assert proc.returncode is not None  # ended and reaped at once, not left importing
+        other.close()
+        assert other.proc.wait(timeout=60) == 0
+        assert host_spawn.take(1) is None
+
+        host_spawn.start_early(None)  # a command that never takes it (--engine, an error)
+        proc = host_spawn._early[1][0]  # type: ignore[index]
+        host_spawn.discard()
+        assert proc.returncode is not None and host_spawn.take(None) is None
+    finally:
+        host_spawn.discard()
+
+    # The command starts it before it imports the command line, and ends it when the command
+    # fails instead of opening the app.
+    script = (
+        "import sys\n"
+        "class Tty:\n"
+        "    def __init__(self, f): self.f = f\n"
+        "    def isatty(self): return True\n"
+        "    def __getattr__(self, name): return getattr(self.f, name)\n"
+        "sys.stdin, sys.stdout = Tty(sys.stdin), Tty(sys.stdout)\n"
+        "from loomtui.backends import host_spawn\n"
+        "real = host_spawn.start_early\n"
+        "def early(threads):\n"
+        "    print('started', 'loomtui.cli' in sys.modules, threads, flush=True)\n"
+        "    real(threads)\n"
+        "host_spawn.start_early = early\n"
+        "sys.argv = ['loomtui', 's.json', '--threads', '2', '--bogus']\n"
+        "from loomtui.launch import main\n"
+        "rc = main()\n"
+        "print('left', host_spawn._early, flush=True)\n"
+        "sys.exit(rc)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.splitlines() == ["started False 2", "left None"], out.stderr
+    assert out.returncode == 2 and "unrecognized arguments: --bogus" in out.stderr
 
     out = subprocess.run([sys.executable, "-c", "import sys; from loomtui.launch import main; "
                           "sys.argv = ['loomtui', 'nosuchcommand']; sys.exit(main())"],

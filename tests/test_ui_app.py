@@ -13,7 +13,7 @@ from ui_helpers import SIZE, repainted_whole, screen, screen_rows, settle
 from loomtui.bench.synthetic import make_tree
 from loomtui.core import session
 from loomtui.core.grow import new_tree
-from loomtui.core.node import Sampler
+from loomtui.core.node import Node, Sampler
 from loomtui.core.tree import Tree
 from loomtui.ui import compat
 from loomtui.ui.app import LoomApp, new_session_path
@@ -547,6 +547,49 @@ async def test_the_outline_repaints_only_changed_rows_and_shows_what_a_whole_rep
             assert shown == await repainted_whole(pilot), key
 
 
+async def test_moving_along_a_chain_keeps_the_branch_start_and_redraws_only_new_lines(
+        monkeypatch):
+    """The branch's text starts at a steady node (see START_STEP), so a step along a chain of
+    one long paragraph re-draws only the lines at its end, not every line wrapped again from a
+    start one node later; what shows is what a repaint of everything shows, and it always
+    ends with the selected node."""
+    import re
+
+    from textual.content import Content
+
+    tree = Tree(Node(id="0", text="Once", origin="prompt"))
+    for i in range(1, 400):  # one paragraph: no line ends where a node does
+        tree.add_child(str(i - 1), Node(id=str(i), text=f" word{i} and more", origin="typed"))
+    app = LoomApp(tree=tree, autosave=False)
+    drawn: list[str] = []
+    render = Content.render_segments
+
+    def counted(self, *args, **kwargs):
+        drawn.append(self.plain)
+        return render(self, *args, **kwargs)
+
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("G")
+        await settle(pilot)
+        branch = screen(app).branch
+        starts = set()
+        monkeypatch.setattr(Content, "render_segments", counted)
+        for i, key in enumerate("h" * 12 + "l" * 12):
+            drawn.clear()
+            await pilot.press(key)
+            await pilot.pause()
+            hidden = re.match(r"… ([\d,]+) earlier characters", branch.plain())
+            assert hidden is not None
+            starts.add(hidden.group(1))
+            assert branch.plain().endswith(tree.node(tree.selected).text)
+            if i % 3:  # (after a repaint of everything, every line is drawn again)
+                assert len([d for d in drawn if "word" in d]) <= 8, key  # not the whole panel
+            else:
+                shown = screen_rows(app)
+                assert shown == await repainted_whole(pilot), key
+        assert len(starts) <= 8  # a start one node later at each key: 24
+
+
 async def test_outline_keys_select_at_once_and_scroll_in_jumps():
     """A key in the outline selects its line before the next frame is drawn (not a frame
     later, when NodeHighlighted arrives), and the outline scrolls a third of its height at a
@@ -554,13 +597,18 @@ async def test_outline_keys_select_at_once_and_scroll_in_jumps():
     from loomtui.bench.synthetic import make_tree
 
     tree = make_tree(200, branching=100)  # the root's 100 children: a line each
+    tree.select(format(80, "x"))
     app = LoomApp(tree=tree, autosave=False)
     async with app.run_test(size=(100, 24)) as pilot:
         await settle(pilot)
         view = screen(app).tree_view
+        height = view.scrollable_content_region.height
+        top = view.scroll_offset.y  # opened on a line below the first view: it is shown
+        assert view.cursor_line == 80 and top <= 80 < top + height
+        view.action_scroll_home()
         view.focus()
         await pilot.pause()
-        height = view.scrollable_content_region.height
+        assert view.cursor_line == 0 and tree.selected == tree.root_id
         tops = []
         for i in range(60):
             if i % 2:

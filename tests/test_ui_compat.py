@@ -294,12 +294,17 @@ def test_strips_no_longer_cache_themselves():
     assert strip.crop_extend(2, 14, None).text == "llo world   "
     gc.collect()
     gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds unreachable goes to gc.garbage
     try:
         for i in range(50):  # as the compositor uses each row it draws
             row = Strip([Segment(f"row {i}")])
             row.divide([row.cell_length])
             row.crop_extend(0, row.cell_length, None)
         del row
-        assert gc.collect() == 0  # freed as they went: no cycles left for the collector
+        gc.collect()
+        left = [o for o in gc.garbage if isinstance(o, Strip)]
+        assert not left  # freed as they went: none was left in a cycle for the collector
     finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
         gc.enable()

@@ -57,8 +57,17 @@ def screen_rows(app: LoomApp, *, styled: bool = True) -> list[str]:
 
 
 async def repainted_whole(pilot) -> list[str]:
-    """:func:`screen_rows` after every widget is repainted from scratch."""
+    """:func:`screen_rows` after every widget is repainted from scratch: the rows the app
+    keeps drawn (the outline's, the branch's, Textual's line caches) are dropped first, so a
+    kept row that went stale shows as a difference."""
     for widget in pilot.app.screen.walk_children():
+        forget = getattr(widget, "_repaint_all", None)
+        if forget is not None:
+            forget()
+        for kept in ("_line_cache", "_strips"):
+            cache = getattr(widget, kept, None)
+            if cache is not None:
+                cache.clear()
         widget.refresh()
     await pilot.pause()
     return screen_rows(pilot.app)

@@ -59,9 +59,8 @@ def spawn(threads: int | None) -> Spawned | None:
 
 
 def start_early(threads: int | None) -> None:
-    """Start the process now, for the next :func:`take` to use. Left untaken (the command
-    failed, or needed no model process), it ends by itself when this process does: its end
-    of the socket closes."""
+    """Start the process now, for the next :func:`take` to use (:func:`discard` ends it if
+    none does)."""
     global _early
     spawned = spawn(threads)
     if spawned is not None:
@@ -70,12 +69,28 @@ def start_early(threads: int | None) -> None:
 
 def take(threads: int | None) -> Spawned | None:
     """The process :func:`start_early` started with these threads, once; None otherwise (one
-    started with other threads is closed, and ends)."""
+    started with other threads is ended)."""
     global _early
     early, _early = _early, None
     if early is None:
         return None
     if early[0] != threads:
-        early[1][1].close()
+        _end(early[1])
         return None
     return early[1]
+
+
+def discard() -> None:
+    """End the process :func:`start_early` started, unless it was taken: left alone it would
+    import torch (seconds of a core) before it saw its socket close."""
+    global _early
+    early, _early = _early, None
+    if early is not None:
+        _end(early[1])
+
+
+def _end(spawned: Spawned) -> None:
+    proc, ours = spawned
+    ours.close()
+    proc.kill()
+    proc.wait()  # reaped: no zombie

@@ -403,7 +403,8 @@ import loomtui.cli  # then it imports the command line
 from loomtui.backends.hosted import ModelHost
 host = ModelHost.start(1)  # and `open` takes that process (before the UI is imported)
 import asyncio
-from loomtui.ui.app import make_app
+from loomtui.ui.app import make_app, tune_process
+tune_process()
 from loomtui.ui import compat
 from loomtui.ui.screens.loom import LoomScreen
 
@@ -479,6 +480,9 @@ def bench_launch(runs: int = 3, model: str = "bard", nodes: int = 0) -> None:
 
 
 def main(threads: int = 1, only: str | None = None) -> int:
+    from loomtui.ui.app import tune_process
+
+    tune_process()  # as the app's own process runs
     print(f"loomtui app benchmark (terminal {SIZE[0]}x{SIZE[1]}, torch threads {threads})")
     runs = {
         "launch": bench_launch,

@@ -103,7 +103,6 @@ class LoomApp(App[int]):
     ) -> None:
         super().__init__()
         compat.break_strip_cycles()
-        gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
         self.host = host
         """The model process started before the app (``loomtui open``): the model loads
         there. Without one it loads in this process."""
@@ -886,14 +885,22 @@ def run_app(session_path: str | None = None, *, model: str | None = None,
     # loaded took 8-13 s to give the shell back).
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    # A thread waiting for the GIL gets it after this long: a key passes the driver's input
-    # thread, then the event loop, each waiting once behind a model or save worker.
-    sys.setswitchinterval(SWITCH_INTERVAL)
+    tune_process()
     app.run(loop=loop)
     rc = finish(app)  # every save is done by now: the app quits only after its last one
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(rc)
+
+
+def tune_process() -> None:
+    """Set what the app's process runs with (the app benchmark sets it too, to time what a
+    user gets): a thread waiting for the GIL gets it after :data:`SWITCH_INTERVAL` (a key
+    passes the driver's input thread, then the event loop, each waiting once behind a model
+    or save worker), and the youngest objects are collected every :data:`GC_YOUNG`
+    allocations."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    gc.set_threshold(GC_YOUNG, *gc.get_threshold()[1:])
 
 
 def make_app(session_path: str | None = None, *, model: str | None = None,

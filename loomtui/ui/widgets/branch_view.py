@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import codecs
 from functools import lru_cache
+from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.cache import LRUCache
 from textual.content import Content
 from textual.geometry import Offset, Region, Size
 from textual.scroll_view import ScrollView
@@ -23,6 +25,15 @@ from loomtui.ui.widgets.rows import changed_rows, refresh_rows
 
 MAX_CHARS = 2400
 """Only the last this-many characters of a branch are drawn (selection stays fast)."""
+
+START_STEP = 8
+"""The branch's text starts at a node whose index on the path is a multiple of this, where
+that draws at most a quarter more: moving along a chain keeps the start for several keys, so
+the wrapped lines stay the same and only those at the end are drawn again (with the start
+one node later at every key, every line was wrapped and drawn again)."""
+
+STRIPS_KEPT = 256
+"""Branch lines kept drawn, by their content (a few screens' worth)."""
 
 SELECTED = Style(bgcolor="#2b3350")
 CURSOR = Style(reverse=True, bold=True)
@@ -47,6 +58,10 @@ def branch_text(tree: Tree, cache: PathCache, mode: str, cursor: int | None,
     first = len(path) - 1
     while first > 0 and cache.chars[-1] - cache.chars[first - 1] < max_chars:
         first -= 1
+    steady = first - first % START_STEP
+    if steady < first and cache.chars[-1] - (cache.chars[steady - 1] if steady else 0) \
+            <= max_chars * 5 // 4:
+        first = steady
     hidden = cache.chars[first - 1] if first else 0
     tok_index = cache.tokens[first - 1] if first else 0
     nodes = [tree.node(n) for n in path[first:]]
@@ -202,7 +217,9 @@ class BranchView(ScrollView, can_focus=False):
         self.text = Content("")
         self.cursor_at: int | None = None
         self._lines: list[Content] = []
-        self._strips: dict[int, Strip] = {}
+        self._strips: LRUCache[tuple[str, tuple[Any, ...], int], Strip] = LRUCache(STRIPS_KEPT)
+        """Lines drawn, by their text and spans: a line that only moved (the panel scrolled,
+        a line was added above) is not drawn again."""
         self._width = 0
         self._frame: tuple[Offset, int, Style] = (Offset(), 0, Style())
 
@@ -226,7 +243,6 @@ class BranchView(ScrollView, can_focus=False):
         width = self.scrollable_content_region.width
         self._width = width
         self._lines = self.text.wrap(width) if width > 0 and self.text else []
-        self._strips.clear()
         size = Size(width, len(self._lines))
         return compat.resize_scroll_view(self, size)
 
@@ -265,11 +281,14 @@ class BranchView(ScrollView, can_focus=False):
         index = scroll_y + y
         if index >= len(self._lines):
             return Strip.blank(width, base)
-        strip = self._strips.get(index)
+        line = self._lines[index]
+        key = (line.plain, tuple(line.spans), width)
+        strip = self._strips.get(key)
         if strip is None:
-            segments = Segment.apply_style(self._lines[index].render_segments(), base)
-            strip = self._strips[index] = Strip(list(segments))
-        return strip.crop_extend(0, width, base)
+            segments = Segment.apply_style(line.render_segments(), base)
+            strip = Strip(list(segments)).crop_extend(0, width, base)
+            self._strips[key] = strip
+        return strip
 
     def plain(self) -> str:
         """The text shown (for tests)."""

@@ -113,12 +113,25 @@ class LoomTree(compat.OwnLineRefresh, TreeWidget[Line | Pending], inherit_bindin
         Textual's one-line scroll did so at every key held down past the edge."""
         top = self.scroll_offset.y
         height = self.scrollable_content_region.height
-        if height <= 0 or top <= line < top + height:
+        if height <= 0:  # not laid out yet (a session just opened): once it is
+            if not self._scroll_waits:
+                self._scroll_waits = True
+                self.call_after_refresh(self._scroll_to_cursor)
+            return
+        if top <= line < top + height:
             return
         jump = height // 3
         target = line - height + 1 + jump if line >= top + height else line - jump
         self.scroll_to(y=max(0, min(target, self.max_scroll_y)), animate=False,
                        immediate=True)
+
+    _scroll_waits = False
+
+    def _scroll_to_cursor(self) -> None:
+        self._scroll_waits = False
+        node = self.cursor_node
+        if node is not None and node.line >= 0 and self.scrollable_content_region.height > 0:
+            self.scroll_to_line(node.line)
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("", **kwargs)  # type: ignore[arg-type]
