@@ -605,14 +605,14 @@ async def test_outline_keys_select_at_once_and_scroll_in_jumps():
         height = view.scrollable_content_region.height
         top = view.scroll_offset.y  # opened on a line below the first view: it is shown
         assert view.cursor_line == 80 and top <= 80 < top + height
-        view.action_scroll_home()
+        view.action_move("scroll_home")
         view.focus()
         await pilot.pause()
         assert view.cursor_line == 0 and tree.selected == tree.root_id
         tops = []
         for i in range(60):
             if i % 2:
-                view.action_cursor_down()
+                view.action_move("cursor_down")
             else:
                 compat.send_key(app, "down")
                 await pilot.pause()
@@ -624,7 +624,7 @@ async def test_outline_keys_select_at_once_and_scroll_in_jumps():
         assert view.cursor_line == 60
         assert 2 <= len(set(tops)) <= 60 // (height // 3) + 2  # one line a key: 40 scrolls
         for _ in range(30):
-            view.action_cursor_up()
+            view.action_move("cursor_up")
             top = view.scroll_offset.y
             assert top <= view.cursor_line < top + height
         await pilot.pause()

@@ -63,48 +63,31 @@ class LoomTree(compat.OwnLineRefresh, TreeWidget[Line | Pending], inherit_bindin
     """Outline of a :class:`~loomtui.core.tree.Tree`, updated line by line."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "cursor_up", "Up", show=False),
-        Binding("down", "cursor_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "scroll_home", "Top", show=False),
-        Binding("end", "scroll_end", "Bottom", show=False),
+        Binding("up", "move('cursor_up')", "Up", show=False),
+        Binding("down", "move('cursor_down')", "Down", show=False),
+        Binding("pageup", "move('page_up')", "Page up", show=False),
+        Binding("pagedown", "move('page_down')", "Page down", show=False),
+        Binding("home", "move('scroll_home')", "Top", show=False),
+        Binding("end", "move('scroll_end')", "Bottom", show=False),
         Binding("enter", "toggle_node", "Fold", show=False),
     ]
+    MOVES: ClassVar[frozenset[str]] = frozenset(
+        {"cursor_up", "cursor_down", "page_up", "page_down", "scroll_home", "scroll_end"})
 
     cursor_moved: Callable[[TreeNode[Line | Pending]], None] | None = None
     """Called as soon as a key moves the cursor, so that the selection follows in the same
     frame: ``NodeHighlighted`` is handled after the frame with the moved cursor is drawn
     (two frames a key, 45-60 ms)."""
 
-    def _follow(self) -> None:
+    def action_move(self, action: str) -> None:
+        """A cursor key: Textual's action (one of :attr:`MOVES`), then the selection follows
+        at once (:attr:`cursor_moved`)."""
+        if action not in self.MOVES:
+            return
+        getattr(super(), f"action_{action}")()
         node = self.cursor_node
         if self.cursor_moved is not None and node is not None:
             self.cursor_moved(node)
-
-    def action_cursor_up(self) -> None:
-        super().action_cursor_up()
-        self._follow()
-
-    def action_cursor_down(self) -> None:
-        super().action_cursor_down()
-        self._follow()
-
-    def action_page_up(self) -> None:
-        super().action_page_up()
-        self._follow()
-
-    def action_page_down(self) -> None:
-        super().action_page_down()
-        self._follow()
-
-    def action_scroll_home(self) -> None:
-        super().action_scroll_home()
-        self._follow()
-
-    def action_scroll_end(self) -> None:
-        super().action_scroll_end()
-        self._follow()
 
     def scroll_to_line(self, line: int, animate: bool = True) -> None:
         """Bring a line into view in a jump: a line below the view lands a third of the view
