@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
+from loomtui.command_line import COMMANDS, is_tty, route
 from loomtui.core import limits
 from loomtui.core.errors import LoomError
 from loomtui.core.limits import Bound
 from loomtui.core.node import Sampler
 from loomtui.core.text import inline, json_safe, short, terminal_safe, unescape
 from loomtui.core.tree import Tree
-from loomtui.launch import COMMANDS, is_tty, route
 
 LOCK_WAIT = 120.0
 """Seconds a command that changes a session waits for another loomtui writing it."""

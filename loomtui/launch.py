@@ -4,27 +4,10 @@ wait of a launch, and it begins some 0.1 s sooner than if ``cli`` started it."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 
-COMMANDS = ("open", "show", "tree", "import", "export", "new", "expand", "pick", "type", "branch",
-            "edit", "split", "merge", "delete", "note", "bookmark", "select", "search", "grow",
-            "bench", "models", "compare")
-
-
-def route(argv: Sequence[str]) -> list[str] | None:
-    """The command line with its command: ``loomtui [SESSION] [options]`` opens the app; None
-    when the first word is neither a command nor a session."""
-    argv = list(argv)
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
-        return ["open", *argv]
-    first = argv[0]
-    if first in COMMANDS or first in ("-h", "--help", "--version"):
-        return argv
-    if first.endswith(".json") or os.sep in first or os.path.exists(first):
-        return ["open", *argv]
-    return None
+from loomtui.command_line import is_tty, route
 
 
 def early_host_threads(argv: Sequence[str]) -> tuple[bool, int | None]:
@@ -44,11 +27,6 @@ def early_host_threads(argv: Sequence[str]) -> tuple[bool, int | None]:
                 return False, None  # the command line is refused: no model is needed
             threads = int(value)
     return True, threads
-
-
-def is_tty(stream: object) -> bool:
-    isatty = getattr(stream, "isatty", None)  # sys.stdin is None where no stdin was given
-    return bool(isatty is not None and isatty())
 
 
 def main() -> int:

@@ -865,7 +865,7 @@ def run_app(session_path: str | None = None, *, model: str | None = None,
     """Start the app on a session file (or a new session); returns the exit status where it
     cannot start, else ends the process with it (see below). ``host``: the model process,
     started before this module was imported (see ``cli.cmd_open``)."""
-    from loomtui.launch import is_tty
+    from loomtui.command_line import is_tty
 
     if not (is_tty(sys.stdin) and is_tty(sys.stdout)):
         if host is not None:
