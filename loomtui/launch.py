@@ -30,17 +30,14 @@ def early_host_threads(argv: Sequence[str]) -> tuple[bool, int | None]:
 
 
 def main() -> int:
-    wanted, threads = early_host_threads(sys.argv[1:])
-    if not wanted:
-        from loomtui.cli import main as cli_main
-
-        return cli_main()
     from loomtui.backends import host_spawn
 
-    host_spawn.start_early(threads)
+    wanted, threads = early_host_threads(sys.argv[1:])
+    if wanted:
+        host_spawn.start_early(threads)
     try:
         from loomtui.cli import main as cli_main
 
         return cli_main()
-    finally:  # the command failed before it opened the app (a bad option, say)
+    finally:  # started, and the command failed before it opened the app (a bad option, say)
         host_spawn.discard()

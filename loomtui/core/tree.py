@@ -161,7 +161,7 @@ class Tree:
         caller knows them). Where nodes keep their tokens' raw bytes (a character split
         between two picked tokens), the path's bytes are decoded together, so the character
         is whole again."""
-        if path is None or not path or path[-1] != node_id:
+        if not path or path[-1] != node_id:
             path = self.path(node_id)
         nodes = [self._nodes[n] for n in path]
         if all(n.token_bytes is None for n in nodes):

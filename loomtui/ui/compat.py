@@ -233,9 +233,9 @@ def _at_line(strip: Strip, y: int) -> Strip:
     """A tree row's strip with the ``line`` its segments carry (Textual's Tree reads it to
     know which line was clicked or hovered) set to ``y``."""
     meta = Style.from_meta({"line": y})
-    return Strip([Segment(text, style + meta, control)
-                  if style is not None and "line" in style.meta else Segment(text, style, control)
-                  for text, style, control in strip], strip.cell_length)
+    return Strip([Segment(seg.text, seg.style + meta, seg.control)
+                  if seg.style is not None and "line" in seg.style.meta else seg
+                  for seg in strip], strip.cell_length)
 
 
 def _line_look(line: Any) -> tuple[Any, ...]:
